@@ -12,7 +12,9 @@ Every node is one op with these attributes:
 - ``sparse_ok``: whether that weight may be sparse under the default filter;
 - ``layer``: the block index, or None outside the blocks;
 - ``params``: parameters the op applies besides a matmul weight (biases, norm
-  scales, position table), used by conventions that count 2 FLOPs per parameter.
+  scales, position table, an untied token table), used by conventions that
+  count 2 FLOPs per parameter per token;
+- ``tokens``: the tokens in the step, on every op.
 
 Edges are data dependencies. Weight names and shapes follow torch's
 ``nn.Linear`` convention (weight shape [out, in]) and match the torch GPT of
@@ -101,14 +103,15 @@ def _norm(prefix: str, d: int) -> list[Param]:
 class _StepBuilder:
     """Adds ops to a graph, chaining each op to the ops it reads."""
 
-    def __init__(self) -> None:
+    def __init__(self, tokens: int) -> None:
         self.graph = nx.DiGraph()
+        self.tokens = tokens
 
     def op(self, name: str, kind: str, pass_: str, inputs: tuple[str, ...] = (), *,
            batch: int = 1, m: int = 0, k: int = 0, n: int = 0, elements: int = 0,
            weight: str | None = None, sparse_ok: bool = False, layer: int | None = None,
            params: int = 0) -> str:
-        self.graph.add_node(name, kind=kind, pass_=pass_, batch=batch, m=m, k=k, n=n,
+        self.graph.add_node(name, kind=kind, pass_=pass_, tokens=self.tokens, batch=batch, m=m, k=k, n=n,
                             elements=elements, weight=weight, sparse_ok=sparse_ok,
                             layer=layer, params=params)
         for source in inputs:
@@ -152,7 +155,8 @@ class _StepBuilder:
                 grad_of[node] = self.op(f"{base}.dgrad", "residual", "dgrad", (first, second),
                                         elements=0, layer=attrs["layer"])
             elif attrs["kind"] == "embedding":
-                self.op(f"{base}.wgrad", "embedding", "wgrad", upstream, elements=attrs["elements"],
+                self.op(f"{base}.wgrad", "embedding", "wgrad", upstream, m=attrs["m"],
+                        k=attrs["k"], n=attrs["n"], elements=attrs["elements"],
                         weight=attrs["weight"], params=attrs["params"])
             else:
                 grad_of[node] = self.op(f"{base}.dgrad", attrs["kind"], "dgrad", upstream,
@@ -178,7 +182,7 @@ def build_step_graph(config: ModelConfig, tokens: int) -> nx.DiGraph:
 
 @lru_cache(maxsize=64)
 def _build_step_graph(config: ModelConfig, tokens: int) -> nx.DiGraph:
-    builder = _StepBuilder()
+    builder = _StepBuilder(tokens)
     if config.is_gpt:
         _add_gpt_forward(builder, config, tokens)
     else:
@@ -203,9 +207,13 @@ def _add_gpt_forward(builder: _StepBuilder, config: ModelConfig, tokens: int) ->
     ff_bias = ff if config.bias else 0
     sparse = {p.name: p.sparse_ok for p in parameters(config)}
 
-    wte = builder.op("wte.fwd", "embedding", "fwd", elements=tokens * d, weight="wte.weight")
-    wpe = builder.op("wpe.fwd", "embedding", "fwd", elements=tokens * d, weight="wpe.weight",
-                     params=seq * d)
+    # An embedding lookup is recorded as the one-hot matmul it replaces
+    # ([tokens, rows] · [rows, d]), for conventions that count it as one.
+    untied = 0 if config.tied_embeddings else config.vocab * d
+    wte = builder.op("wte.fwd", "embedding", "fwd", m=tokens, k=config.vocab, n=d,
+                     elements=tokens * d, weight="wte.weight", params=untied)
+    wpe = builder.op("wpe.fwd", "embedding", "fwd", m=tokens, k=seq, n=d, elements=tokens * d,
+                     weight="wpe.weight", params=seq * d)
     hidden = builder.op("embed_add.fwd", "residual", "fwd", (wte, wpe), elements=tokens * d)
 
     for i in range(config.n_layer):
