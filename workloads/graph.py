@@ -59,13 +59,18 @@ class Param:
 
 def parameters(config: ModelConfig) -> list[Param]:
     """List every parameter tensor once (a tied LM head is the token embedding)."""
+    return list(_parameters(config))
+
+
+@lru_cache(maxsize=64)
+def _parameters(config: ModelConfig) -> tuple[Param, ...]:
     if not config.is_gpt:
         params = []
         for spec in config.linears:
             params.append(Param(spec.name, (spec.out_features, spec.in_features), True))
             if spec.bias:
                 params.append(Param(spec.name.rsplit("weight", 1)[0] + "bias", (spec.out_features,), False))
-        return params
+        return tuple(params)
 
     d, ff = config.d_model, config.d_ff
     params = [Param("wte.weight", (config.vocab, d), False),
@@ -82,7 +87,7 @@ def parameters(config: ModelConfig) -> list[Param]:
     params += _norm("ln_f", d)
     if not config.tied_embeddings:
         params.append(Param("lm_head.weight", (config.vocab, d), False))
-    return [Param(p.name, p.shape, p.sparse_ok and _default_sparse(p.name)) for p in params]
+    return tuple(Param(p.name, p.shape, p.sparse_ok and _default_sparse(p.name)) for p in params)
 
 
 def _default_sparse(name: str) -> bool:

@@ -1,0 +1,64 @@
+"""Time project() on gpt3-175b and a sweep of 100 sparsity levels x 4 machines.
+
+Run: python benchmarks/bench_project.py
+Targets: project("gpt3-175b") under 50 ms; the sweep under 2 s. The first
+call builds and caches the step graph, so it is timed apart from the rest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+import warnings
+
+import numpy as np
+
+import spdf_sim
+
+MACHINES = ["cs2-like", "cs3-like", "a100-80gb", "h100-sxm"]
+
+
+def _time(function, repeats: int) -> list[float]:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=10, help="timed calls of project() (default 10)")
+    args = parser.parse_args()
+    warnings.simplefilter("ignore", RuntimeWarning)
+
+    first = _time(lambda: spdf_sim.project("gpt3-175b", 0.75), 1)[0]
+    times = _time(lambda: spdf_sim.project("gpt3-175b", 0.75), args.repeats)
+    single = statistics.median(times)
+
+    sparsities = np.linspace(0.0, 0.95, 100)
+    start = time.perf_counter()
+    for sparsity in sparsities:
+        spdf_sim.project("gpt3-xl", float(sparsity), hw=MACHINES, reference_gpu=None)
+    sweep = time.perf_counter() - start
+
+    rows = [
+        ("project('gpt3-175b'), first call (builds the graph)", first, None),
+        (f"project('gpt3-175b'), median of {args.repeats}", single, 0.050),
+        (f"sweep: 100 sparsities x {len(MACHINES)} machines (gpt3-xl)", sweep, 2.0),
+    ]
+    failed = False
+    for label, seconds, target in rows:
+        verdict = ""
+        if target is not None:
+            ok = seconds <= target
+            failed |= not ok
+            verdict = f"target {target * 1000:.0f} ms, {seconds / target:.2f} of target: {'PASS' if ok else 'FAIL'}"
+        print(f"{label:<58} {seconds * 1000:9.1f} ms  {verdict}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
