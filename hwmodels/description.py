@@ -21,7 +21,8 @@ REQUIRED = {
               "sram_bytes", "io_bandwidth", "bytes_per_value", "index_bytes",
               "axpy_overhead_cycles", "hop_cycles", "activation_bytes_per_token_per_d",
               "sram_fraction_for_activations", "attention_efficiency", "elementwise_efficiency",
-              "memoryx_bandwidth", "optimizer_bytes_per_param"),
+              "memoryx_bandwidth", "optimizer_bytes_per_param", "core_queue_depth",
+              "embedding_efficiency"),
 }
 
 

@@ -84,5 +84,14 @@ def write_projection_report(projection, path) -> None:
 
 
 def _simulator_figures(projection) -> list[go.Figure]:
-    """Return the wafer simulator's figures (tokens-per-step sweep, step timeline) where it provides them."""
-    return []
+    """Return, per wafer machine, speedup against tokens per step and the timeline of one step."""
+    from spdf_sim.report_sim import timeline_figure, tokens_sweep_figure
+
+    figures = []
+    for name, result in projection.hardware.items():
+        if result.kind != "wafer":
+            continue
+        figures.append(tokens_sweep_figure(projection, name))
+        if "start" in result.timing.ops:
+            figures.append(timeline_figure(result.timing, f"one {projection.model.name} step on {name}"))
+    return figures

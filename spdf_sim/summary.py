@@ -34,8 +34,12 @@ def format_summary(projection) -> str:
             f"{_seconds(result.dense_pretrain_s)} dense: {result.speedup:.2f}x{gpu}")
         details = result.timing.details
         if "micro_batch" in details:
+            per_row = details.get("tokens_per_core_row")
+            row_text = f", {per_row:.0f} tokens per core row" if per_row else ""
             lines.append(f"  {'':<15} micro-batch {details['micro_batch']} sequences x "
-                         f"{details.get('micro_batches', '?')} per step")
+                         f"{details.get('micro_batches', '?')} per step{row_text}")
+        if details.get("mask_source"):
+            lines.append(f"  {'':<15} per-core work from {details['mask_source']}")
         bounds = result.timing.bound_by_kind()
         if bounds and result.kind == "wafer":
             lines.append(f"  {'':<15} bound by: " + ", ".join(f"{k} {v}" for k, v in sorted(bounds.items())))

@@ -47,7 +47,8 @@ def time_step(machine: MachineDescription, work: StepWork) -> StepTiming:
         use = sparse_weight & (1.0 - work.density >= machine["sparse_kernel_min_sparsity"])
         flops = np.where(use, work.flops / machine["sparse_kernel_efficiency"], flops)
 
-    compute = np.where(is_matmul, flops / (peak * efficiency), 0.0)
+    rate = peak * efficiency
+    compute = np.divide(flops, rate, out=np.zeros(len(ops)), where=is_matmul & (rate > 0))
     matmul_bytes = batch * (m * k + k * n + m * n) * value_bytes
     elementwise_bytes = 2.0 * ops["elements"].to_numpy(float) * value_bytes
     memory = np.where(is_matmul, matmul_bytes, elementwise_bytes) / bandwidth

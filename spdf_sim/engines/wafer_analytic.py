@@ -109,7 +109,10 @@ def time_step(machine: MachineDescription, work: StepWork) -> StepTiming:
     # Each pass moves the weight's non-zeros once per micro-batch: in for fwd
     # and dgrad, gradients out for wgrad.
     weight_size = ops["m"].to_numpy(float) * ops["k"] * ops["n"] / ops["tokens"]
-    stream_bytes = weight_size * stream_bytes_per_weight(machine, work.density, stream_format)
+    # Dense weights (the LM head, the dense baseline) stream dense in any format.
+    per_weight = np.where(work.density >= 1.0, float(machine["bytes_per_value"]),
+                          stream_bytes_per_weight(machine, work.density, stream_format))
+    stream_bytes = weight_size * per_weight
     stream = np.where(is_weight, stream_bytes * n_micro / machine["io_bandwidth"], 0.0)
 
     attention = np.isin(kind, ("attention_score", "attention_value"))
