@@ -12,6 +12,7 @@ import fnmatch
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -49,8 +50,9 @@ class SparsityPlan:
             return 1.0
         return self.nnz[name] / self.sizes[name]
 
-    @property
+    @cached_property
     def densities(self) -> dict[str, float]:
+        """Density per weight the plan covers (computed once; the plan is immutable)."""
         return {name: self.density(name) for name in self.nnz}
 
     @property

@@ -79,10 +79,13 @@ def _expected_max(sizes: tuple[int, ...], multiplicity: tuple[int, ...], density
     if density == 1.0:
         return float(top)
 
-    # Below ``low`` the max is almost surely larger, so each term there is 1.
+    # Below ``low`` the max is almost surely larger, so each term there is 1;
+    # above ``high`` (12 standard deviations past the largest column's mean)
+    # every term is below 1e-20 even over a million columns, so the sum stops.
     spread = np.sqrt(top * density * (1.0 - density))
     low = max(0, int(np.floor(top * density - 12.0 * spread)) - 1)
-    k = np.arange(low, top + 1)
+    high = min(top, int(np.ceil(top * density + 12.0 * spread)) + 1)
+    k = np.arange(low, high + 1)
     log_all_below = np.zeros(k.size)
     for size, count in zip(sizes, multiplicity):
         log_all_below += count * stats.binom.logcdf(k, size, density)

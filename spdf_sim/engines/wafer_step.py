@@ -11,6 +11,7 @@ step only where a weight it has not yet updated is needed.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -46,23 +47,26 @@ def time_step(machine: MachineDescription, work: StepWork) -> StepTiming:
     per_weight: dict[float, float] = {}  # stream bytes per weight position, by density
     sources: set[str] = set()
 
-    records = ops[["pass_", "weight", "m", "k", "n", "tokens"]].to_dict("records")
+    columns_of = ("pass_", "weight", "m", "k", "n", "tokens")
+    arrays = [ops[column].to_numpy()[is_weight].tolist() for column in columns_of]
+    records = dict(zip(np.flatnonzero(is_weight).tolist(),
+                       (dict(zip(columns_of, values)) for values in zip(*arrays))))
+    # Ops with the same shape, pass, density and column work (every block of a
+    # uniformly sparse model without real masks) take the same time, so each
+    # distinct one is timed once.
+    timed: dict[tuple, tuple[dict[int, float], str, float]] = {}
     for i in np.flatnonzero(is_weight):
         row = records[i]
         columns = _column_work_cached(machine, work, row, cache)
-        sources.add(columns.source)
         density = work.density[i]
-        size = _weight_size(row)
-        if density not in per_weight:
-            op_format = chosen_format(machine, density, stream_format)
-            per_weight[density] = float(stream_bytes_per_weight(machine, density, op_format))
-        op_bytes = size * per_weight[density]
-        for tokens, count in sizes.items():
-            cycles = weight_op_cycles(machine, columns, op_bytes,
-                                      _tokens_per_row(machine, tokens), row["pass_"])
-            per_micro[tokens][i] = cycles.total / machine["clock_hz"]
-            if tokens == first_tokens:  # report the bound of the full-size micro-batches
-                bounds[i] = cycles.bound
+        key = (id(columns), row["pass_"], row["m"], row["k"], row["n"], density)
+        if key not in timed:
+            timed[key] = _time_weight_op(machine, columns, row, density, stream_format, sizes,
+                                         first_tokens, per_weight)
+            sources.add(columns.source)
+        op_seconds, bounds[i], op_bytes = timed[key]
+        for tokens in sizes:
+            per_micro[tokens][i] = op_seconds[tokens]
         stream_bytes[i] = op_bytes * n_micro
 
     dense_seconds = _dense_op_seconds(machine, work)
@@ -89,6 +93,24 @@ def time_step(machine: MachineDescription, work: StepWork) -> StepTiming:
                               sources, optimizer, exposed)
     timing.notes = _notes(machine, timing.details)
     return timing
+
+
+def _time_weight_op(machine: MachineDescription, columns: ColumnWork, row: dict, density: float,
+                    stream_format: str, sizes: dict[int, int], first_tokens: int,
+                    per_weight: dict[float, float]) -> tuple[dict[int, float], str, float]:
+    """Return one weight op's seconds per micro-batch size, its bound and its stream bytes."""
+    if density not in per_weight:
+        op_format = chosen_format(machine, density, stream_format)
+        per_weight[density] = float(stream_bytes_per_weight(machine, density, op_format))
+    op_bytes = _weight_size(row) * per_weight[density]
+    seconds, bound = {}, "compute"
+    for tokens in sizes:
+        cycles = weight_op_cycles(machine, columns, op_bytes, _tokens_per_row(machine, tokens),
+                                  row["pass_"])
+        seconds[tokens] = cycles.total / machine["clock_hz"]
+        if tokens == first_tokens:  # report the bound of the full-size micro-batches
+            bound = cycles.bound
+    return seconds, bound, op_bytes
 
 
 def _micro_batch_sizes(tokens: int, micro_tokens: int) -> dict[int, int]:
@@ -119,12 +141,13 @@ def _column_work_cached(machine: MachineDescription, work: StepWork, row: dict,
     """Count column work once per weight and mapped feature; the three passes share two."""
     name = row["weight"]
     _, feature = PASS_LAYOUT[row["pass_"]]
-    key = (name, feature)
+    out_features = int(row["n"]) if row["pass_"] != "dgrad" else int(row["k"])
+    in_features = _weight_size(row) // out_features
+    nnz = work.plan.nnz.get(name, out_features * in_features)
+    mask = work.plan.masks.get(name)
+    # Without a mask the work depends only on shape and count, so weights share it.
+    key = (name, feature) if mask is not None else ((out_features, in_features), nnz, feature)
     if key not in cache:
-        out_features = int(row["n"]) if row["pass_"] != "dgrad" else int(row["k"])
-        in_features = _weight_size(row) // out_features
-        nnz = work.plan.nnz.get(name, out_features * in_features)
-        mask = work.plan.masks.get(name)
         cache[key] = column_work(machine, mask, (out_features, in_features), nnz, feature)
     return cache[key]
 
@@ -152,16 +175,21 @@ def _walk(work: StepWork, seconds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """
     from workloads import build_step_graph
 
-    graph = build_step_graph(work.config, work.tokens)
-    position = {name: i for i, name in enumerate(work.ops.index)}
-    start, end = np.zeros(len(seconds)), np.zeros(len(seconds))
+    inputs = _input_positions(build_step_graph(work.config, work.tokens), tuple(work.ops.index))
+    start, end = [0.0] * len(seconds), [0.0] * len(seconds)
     wafer_free = 0.0
-    for name, i in position.items():
-        inputs_done = max((end[position[p]] for p in graph.predecessors(name)), default=0.0)
+    for i, (op_inputs, op_seconds) in enumerate(zip(inputs, seconds.tolist())):
+        inputs_done = max((end[p] for p in op_inputs), default=0.0)
         start[i] = max(wafer_free, inputs_done)
-        end[i] = start[i] + seconds[i]
-        wafer_free = end[i]
-    return start, end
+        end[i] = wafer_free = start[i] + op_seconds
+    return np.asarray(start), np.asarray(end)
+
+
+@lru_cache(maxsize=16)
+def _input_positions(graph, order: tuple[str, ...]) -> tuple[tuple[int, ...], ...]:
+    """Return, per op in ``order``, the positions of the ops it reads."""
+    position = {name: i for i, name in enumerate(order)}
+    return tuple(tuple(position[p] for p in graph.predecessors(name)) for name in order)
 
 
 def _optimizer_seconds(machine: MachineDescription, work: StepWork, table: pd.DataFrame,
@@ -179,11 +207,11 @@ def _optimizer_seconds(machine: MachineDescription, work: StepWork, table: pd.Da
     sizes = {p.name: p.size for p in parameters(work.config)}
     rate = machine["memoryx_bandwidth"] / machine["optimizer_bytes_per_param"]
     micro_length = float(first_seconds.sum())
-    weights = table.loc[table["pass_"] == "wgrad"].groupby("weight")["end"].max()
-    first_use = table.loc[table["pass_"] == "fwd"].groupby("weight")["start"].min()
+    weights = table.loc[table["pass_"] == "wgrad"].groupby("weight")["end"].max().to_dict()
+    first_use = table.loc[table["pass_"] == "fwd"].groupby("weight")["start"].min().to_dict()
     updates = [(step - micro_length + ready, name) for name, ready in weights.items()]
     # Norm scales and biases have no wgrad op here: update them last, needed from the start.
-    vectors = sum(size for name, size in sizes.items() if name not in weights.index)
+    vectors = sum(size for name, size in sizes.items() if name not in weights)
     updates.sort()
 
     done, exposed, total = 0.0, 0.0, 0.0
