@@ -11,6 +11,7 @@ from spdf_sim.errors import SpdfSimError
 from spdf_sim.flops import CONVENTIONS, DEFAULT_CONVENTION
 from spdf_sim.projection import DEFAULT_BATCH_SIZE, DEFAULT_REFERENCE_GPU, project
 from spdf_sim.sparsity import parse_sparsity
+from spdf_sim.training.cli_train import add_train_parser
 from workloads import PRESETS, count_parameters
 
 
@@ -102,18 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     hardware = subparsers.add_parser("hardware", help="list machine descriptions")
     hardware.add_argument("-v", "--verbose", action="store_true", help="print every number and its source")
     hardware.set_defaults(run=_run_hardware)
-    for add_parser in _optional_commands():
-        add_parser(subparsers)
+    add_train_parser(subparsers)
     return parser
-
-
-def _optional_commands():
-    """Yield the parser builders of commands that live beside the projection code."""
-    try:
-        from spdf_sim.training.cli_train import add_train_parser
-    except ImportError:  # the training engine needs torch
-        return
-    yield add_train_parser
 
 
 def main(argv: list[str] | None = None) -> int:
