@@ -10,7 +10,9 @@ import hwmodels
 from spdf_sim.errors import SpdfSimError
 from spdf_sim.flops import CONVENTIONS, DEFAULT_CONVENTION
 from spdf_sim.projection import DEFAULT_BATCH_SIZE, DEFAULT_REFERENCE_GPU, project
+from spdf_sim.run_report import add_report_parser
 from spdf_sim.sparsity import parse_sparsity
+from spdf_sim.study import add_study_parser
 from spdf_sim.training.cli_train import add_train_parser
 from workloads import PRESETS, count_parameters
 
@@ -104,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     hardware.add_argument("-v", "--verbose", action="store_true", help="print every number and its source")
     hardware.set_defaults(run=_run_hardware)
     add_train_parser(subparsers)
+    add_report_parser(subparsers)
+    add_study_parser(subparsers)
     return parser
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -294,7 +295,9 @@ def project(model, sparsity=0.75, hw="cs2-like", *, tokens=None, finetune_tokens
             reference_gpu: str | None = DEFAULT_REFERENCE_GPU) -> Projection:
     """Project sparse pre-training then dense fine-tuning of ``model`` against dense pre-training.
 
-    ``model``: a preset name (see ``spdf-sim models``), a ModelConfig, a Hugging
+    ``model``: a run directory written by ``spdf-sim train`` (its trace is
+    replayed, and ``sparsity``, ``tokens`` and the batch come from the run),
+    a preset name (see ``spdf-sim models``), a ModelConfig, a Hugging
     Face GPT2Config or model, or a torch module. ``sparsity``: a float in [0, 1)
     applied to every weight the SPDF filter selects, ``ERK(s)``, a mapping of
     name globs to sparsity, a SparsityPlan, or a torch module whose zeros are
@@ -302,6 +305,13 @@ def project(model, sparsity=0.75, hw="cs2-like", *, tokens=None, finetune_tokens
     ``reference_gpu`` (timed dense) is what "speedup against a GPU" compares to;
     None leaves it out.
     """
+    if isinstance(model, (str, os.PathLike)) and os.path.isdir(model):
+        from spdf_sim.runs import project_run  # a run directory: replay its trace
+
+        return project_run(model, hw=hw, convention=convention, fidelity=fidelity,
+                           gpu_sparsity=gpu_sparsity, micro_batch=micro_batch,
+                           stream_format=stream_format, recompute=recompute,
+                           reference_gpu=reference_gpu)
     config = resolve_model(model)
     if context is not None:
         config = config.with_context(check_tokens(context, "context"))
