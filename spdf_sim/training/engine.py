@@ -248,6 +248,9 @@ class Trainer:
             lr = lr_at(self.step - start, section)
             began = time.perf_counter()
             loss = self.train_step(source, section, lr)
+            # NOTE: a step is recorded as whole context-length sequences, the shape
+            # the cost model prices. Fine-tuning batches padded only to their longest
+            # pair hold fewer positions, so their recorded tokens are an upper bound.
             tokens = sequences * self.config.context
             self.step += 1
             self.losses.append(loss)
