@@ -89,8 +89,9 @@ def load(name: str) -> MachineDescription:
     if str(name).endswith(".json") and Path(name).is_file():
         return load_file(Path(name))
     known = available()
-    close = difflib.get_close_matches(str(name), known, n=1, cutoff=0.4)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
+    lowered = {item.lower(): item for item in known}
+    close = difflib.get_close_matches(str(name).lower(), list(lowered), n=1, cutoff=0.4)
+    hint = f"; did you mean {lowered[close[0]]!r}?" if close else "."
     raise MachineError(f"unknown machine {name!r}{hint} Known: {', '.join(known)}")
 
 

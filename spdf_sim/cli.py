@@ -7,6 +7,8 @@ import json
 import sys
 
 import hwmodels
+from spdf_sim.engines import FIDELITIES
+from spdf_sim.engines.gpu import GPU_SPARSITY_MODES
 from spdf_sim.errors import SpdfSimError
 from spdf_sim.flops import CONVENTIONS, DEFAULT_CONVENTION
 from spdf_sim.projection import DEFAULT_BATCH_SIZE, DEFAULT_REFERENCE_GPU, project
@@ -33,25 +35,28 @@ def _add_project_parser(subparsers) -> None:
         "project", help="project FLOPs and time of SPDF against dense pre-training",
         description="Project the FLOPs and time of sparse pre-training followed by dense "
                     "fine-tuning, against dense pre-training, on one or more machines.")
-    parser.add_argument("model", help="model preset (see 'spdf-sim models')")
+    parser.add_argument("model", help="model preset (see 'spdf-sim models'), or a run directory "
+                                      "written by 'spdf-sim train' to replay its trace")
     parser.add_argument("--sparsity", default="0.75",
                         help="fraction of zero weights in [0, 1) for every SPDF-sparse weight; "
                              "or 'erk:S', or 'GLOB=S,GLOB=S' (default 0.75)")
     parser.add_argument("--hw", nargs="+", default=["cs2-like"], metavar="NAME",
-                        help="machines to time on (see 'spdf-sim hardware'; default cs2-like)")
+                        help="machines to time on (see 'spdf-sim hardware'; default cs2-like); "
+                             "the reference GPU is always timed as well")
     parser.add_argument("--tokens", type=_tokens, default=None,
                         help="pre-training tokens (default: 20 per parameter, Chinchilla)")
     parser.add_argument("--finetune-tokens", type=_tokens, default=0,
                         help="dense fine-tuning tokens (default 0)")
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE,
                         help=f"sequences per step (default {DEFAULT_BATCH_SIZE})")
-    parser.add_argument("--convention", default=DEFAULT_CONVENTION,
-                        help=f"FLOP counting convention: {', '.join(CONVENTIONS)} "
-                             f"(default {DEFAULT_CONVENTION})")
-    parser.add_argument("--fidelity", default=None,
-                        help="wafer engine: 'simulated' (default) or 'analytic'")
-    parser.add_argument("--gpu-sparsity", default="unstructured",
-                        help="GPU kernels: unstructured (dense kernels), 2:4, sparse-kernel")
+    parser.add_argument("--convention", default=DEFAULT_CONVENTION, choices=list(CONVENTIONS),
+                        help=f"FLOP counting convention (default {DEFAULT_CONVENTION})")
+    parser.add_argument("--fidelity", default=None, choices=list(FIDELITIES),
+                        help="wafer engine (default simulated)")
+    parser.add_argument("--gpu-sparsity", default="unstructured", choices=list(GPU_SPARSITY_MODES),
+                        help="GPU kernels for sparse weights: unstructured runs dense kernels, 2:4 "
+                             "assumes 2:4-structured masks, sparse-kernel a sparse library "
+                             "(default unstructured)")
     parser.add_argument("--reference-gpu", default=DEFAULT_REFERENCE_GPU,
                         help=f"GPU that 'speedup vs GPU' compares to (default {DEFAULT_REFERENCE_GPU})")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -65,13 +70,13 @@ def _run_project(args) -> int:
         finetune_tokens=args.finetune_tokens, convention=args.convention,
         batch_size=args.batch_size, fidelity=args.fidelity, gpu_sparsity=args.gpu_sparsity,
         reference_gpu=args.reference_gpu)
-    if args.html:
-        projection.to_html(args.html)
     if args.json:
         print(json.dumps(projection.to_dict(), indent=2))
     else:
         print(projection.summary())
-        if args.html:
+    if args.html:
+        projection.to_html(args.html)
+        if not args.json:
             print(f"report written to {args.html}")
     return 0
 
@@ -101,8 +106,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="FLOPs and wall-clock of sparse pre-training then dense fine-tuning (SPDF).")
     subparsers = parser.add_subparsers(dest="command", required=True)
     _add_project_parser(subparsers)
-    subparsers.add_parser("models", help="list model presets").set_defaults(run=_run_models)
-    hardware = subparsers.add_parser("hardware", help="list machine descriptions")
+    subparsers.add_parser("models", help="list model presets",
+                          description="List the model presets with their shapes, parameter "
+                                      "counts and sources.").set_defaults(run=_run_models)
+    hardware = subparsers.add_parser(
+        "hardware", help="list machine descriptions",
+        description="List the machine descriptions; -v prints every number with its source.")
     hardware.add_argument("-v", "--verbose", action="store_true", help="print every number and its source")
     hardware.set_defaults(run=_run_hardware)
     add_train_parser(subparsers)

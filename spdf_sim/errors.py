@@ -29,15 +29,17 @@ def check_sparsity(value, what: str = "sparsity") -> float:
                            f"the fraction of weights that are zero")
     value = float(value)
     if not 0.0 <= value < 1.0:  # also rejects NaN
+        hint = f" (for {value:g}% give {value / 100:g})" if 1.0 < value < 100.0 else ""
         raise SpdfSimError(f"{what} {value} is out of range [0, 1): give the fraction of "
-                           f"weights that are zero")
+                           f"weights that are zero{hint}")
     return value
 
 
-def check_tokens(value, what: str = "tokens") -> int:
-    """Return ``value`` as a positive whole number of tokens, or raise."""
+def check_tokens(value, what: str = "tokens", minimum: int = 1) -> int:
+    """Return ``value`` as a whole number of tokens >= ``minimum``, or raise."""
+    bound = "> 0" if minimum == 1 else f">= {minimum}"
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
-        raise SpdfSimError(f"{what} {value!r} is invalid: give a whole number of tokens > 0")
-    if value <= 0 or value != int(value):
-        raise SpdfSimError(f"{what} {value!r} is out of range: give a whole number of tokens > 0")
+        raise SpdfSimError(f"{what} {value!r} is invalid: give a whole number of tokens {bound}")
+    if value < minimum or value != int(value):
+        raise SpdfSimError(f"{what} {value!r} is out of range: give a whole number of tokens {bound}")
     return int(value)

@@ -52,14 +52,17 @@ CONVENTIONS: dict[str, Convention] = {
             "derived from the SPDF paper's ratios (Thangarasa et al. 2023, arXiv 2303.10464); "
             "equals torch.utils.flop_counter.FlopCounterMode on Hugging Face GPT-2"),
         Convention(
-            "kaplan", "6·N·D: 2 FLOPs per parameter per token forward, 4 backward, "
-            "attention not counted", "Kaplan et al. 2020, 'Scaling Laws for Neural Language "
-            "Models', section 2.1", attention=0.0, per_parameter=True),
+            "kaplan", "6·N·D with N all non-zero parameters, embeddings included: 2 FLOPs per "
+            "parameter per token forward, 4 backward, attention not counted",
+            "Kaplan et al. 2020, 'Scaling Laws for Neural Language Models', section 2.1, which "
+            "leaves embeddings out of N; counting them gives the common 6·N·D rule of thumb",
+            attention=0.0, per_parameter=True),
         Convention(
             "causal", "as spdf, but attention counted at half (only the causal triangle)",
             "MaxText and other MFU calculators", attention=0.5),
         Convention(
-            "chinchilla", "as spdf, plus the input embedding counted as a matmul",
+            "chinchilla", "as spdf, plus the input embedding counted as a matmul "
+            "(forward, and twice that backward)",
             "Hoffmann et al. 2022, 'Training Compute-Optimal LLMs', Appendix F",
             embedding="matmul"),
         Convention(
@@ -123,9 +126,11 @@ def op_flops(ops: pd.DataFrame, plan: SparsityPlan, convention: str | Convention
     flops = np.where(kind == "matmul", flops * density, flops)
     flops = np.where(kind.isin(ATTENTION_KINDS), flops * convention.attention, flops)
     if convention.embedding == "matmul":
-        is_token_lookup = (kind == "embedding") & (ops["weight"] == "wte.weight") & (ops["pass_"] == "fwd")
+        # Training stays 3x forward: the lookup's weight gradient counts twice its forward.
+        is_token_table = (kind == "embedding") & (ops["weight"] == "wte.weight")
         macs = ops["m"].to_numpy(float) * ops["k"] * ops["n"]
-        flops = np.where(is_token_lookup, 2.0 * macs, flops)
+        per_pass = np.where(ops["pass_"] == "fwd", 2.0, 4.0)
+        flops = np.where(is_token_table, per_pass * macs, flops)
     if convention.recompute:
         flops = np.where(ops["pass_"] == "fwd", 2.0 * flops, flops)
     return flops

@@ -319,15 +319,20 @@ def project(model, sparsity=0.75, hw="cs2-like", *, tokens=None, finetune_tokens
     convention = get_convention(convention)
     total_params = count_parameters(config)[0]
     tokens = chinchilla_tokens(total_params) if tokens is None else check_tokens(tokens)
-    finetune_tokens = 0 if not finetune_tokens else check_tokens(finetune_tokens, "fine-tuning tokens")
+    finetune_tokens = check_tokens(finetune_tokens or 0, "fine-tuning tokens", minimum=0)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise SpdfSimError(f"batch size {batch_size!r} is invalid: give a whole number of "
                            f"sequences >= 1")
     tokens_per_step = batch_size * config.context
 
     machines = resolve_machines(hw)
-    if reference_gpu is not None and reference_gpu not in [m.name for m in machines]:
-        machines += resolve_machines(reference_gpu)
+    if reference_gpu is not None:
+        reference = resolve_machines(reference_gpu)[0]
+        if reference.kind != "gpu":
+            raise SpdfSimError(f"reference GPU {reference.name!r} is a {reference.kind} machine: "
+                               f"give a GPU such as {DEFAULT_REFERENCE_GPU!r}, or None")
+        if reference.name not in [m.name for m in machines]:
+            machines.append(reference)
 
     ops = ops_frame(_graph(config, tokens_per_step))
     projection = Projection(

@@ -80,7 +80,18 @@ def write_projection_report(projection, path) -> None:
         "<h2>Per-weight table</h2>",
         layers.to_html(float_format=lambda v: f"{v:.4g}"),
     ])
-    Path(path).write_text(page(f"spdf-sim projection: {projection.model.name}", body), encoding="utf-8")
+    write_page(path, page(f"spdf-sim projection: {projection.model.name}", body))
+
+
+def write_page(path, text: str) -> None:
+    """Write an HTML page, raising SpdfSimError (not OSError) when the path cannot be written."""
+    from spdf_sim.errors import SpdfSimError
+
+    try:
+        Path(path).write_text(text, encoding="utf-8")
+    except OSError as error:
+        raise SpdfSimError(f"report {path} could not be written: {error.strerror}; "
+                           f"give a path in an existing, writable folder") from None
 
 
 def _simulator_figures(projection) -> list[go.Figure]:

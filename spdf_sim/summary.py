@@ -11,6 +11,29 @@ def _seconds(value: float) -> str:
     return f"{value:.3g} s"
 
 
+def _micro_batches(projection, details: dict) -> str:
+    """Describe the micro-batches of a step, including a smaller last one."""
+    sequences = projection.tokens_per_step // projection.model.context
+    micro = details["micro_batch"]
+    full, rest = divmod(sequences, micro)
+    split = f"{full} x {micro} sequences" + (f" + 1 x {rest}" if rest else "")
+    per_row = details.get("tokens_per_core_row")
+    row_text = f", {per_row:.0f} tokens per core row" if per_row else ""
+    return f"micro-batches: {split} per step of {sequences}{row_text}"
+
+
+def _bounds(bounds: dict[str, str]) -> str:
+    """Name what bounds the weight matmuls first, then the other op kinds grouped by bound."""
+    weight = bounds.get("matmul")
+    others: dict[str, list[str]] = {}
+    for kind, bound in sorted(bounds.items()):
+        if kind != "matmul":
+            others.setdefault(bound, []).append(kind)
+    rest = "; ".join(f"{bound}: {', '.join(kinds)}" for bound, kinds in others.items())
+    head = f"weight matmuls bound by {weight}" if weight else "no weight matmuls"
+    return f"{head}; other ops by {rest}" if rest else head
+
+
 def format_summary(projection) -> str:
     """Format the headline numbers of a projection as a few aligned lines."""
     p = projection
@@ -34,15 +57,12 @@ def format_summary(projection) -> str:
             f"{_seconds(result.dense_pretrain_s)} dense: {result.speedup:.2f}x{gpu}")
         details = result.timing.details
         if "micro_batch" in details:
-            per_row = details.get("tokens_per_core_row")
-            row_text = f", {per_row:.0f} tokens per core row" if per_row else ""
-            lines.append(f"  {'':<15} micro-batch {details['micro_batch']} sequences x "
-                         f"{details.get('micro_batches', '?')} per step{row_text}")
+            lines.append(f"  {'':<15} {_micro_batches(p, details)}")
         if details.get("mask_source"):
             lines.append(f"  {'':<15} per-core work from {details['mask_source']}")
         bounds = result.timing.bound_by_kind()
         if bounds and result.kind == "wafer":
-            lines.append(f"  {'':<15} bound by: " + ", ".join(f"{k} {v}" for k, v in sorted(bounds.items())))
+            lines.append(f"  {'':<15} {_bounds(bounds)}")
     lines.append("assumptions:")
     lines += [f"  - {line}" for line in p.assumptions]
     return "\n".join(lines)

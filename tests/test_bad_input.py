@@ -99,3 +99,32 @@ def test_cli_unknown_model_exit_status(capsys):
 def test_cli_unknown_machine_exit_status(capsys):
     assert main(["project", "gpt3-xl", "--hw", "tpu-v9"]) == 2
     assert "unknown machine 'tpu-v9'" in capsys.readouterr().err
+
+
+def test_machine_match_ignores_case():
+    with pytest.raises(SpdfSimError, match=r"unknown machine 'A100'; did you mean 'a100-80gb'\?"):
+        spdf_sim.project("gpt3-xl", 0.5, hw="A100")
+
+
+def test_sparsity_in_percent_hint():
+    with pytest.raises(SpdfSimError, match=r"sparsity 75.0 is out of range \[0, 1\).*\(for 75% give 0.75\)"):
+        spdf_sim.project("gpt2-small", 75)
+
+
+def test_reference_gpu_must_be_gpu():
+    with pytest.raises(SpdfSimError, match=r"reference GPU 'cs2-like' is a wafer machine"):
+        spdf_sim.project("gpt2-small", 0.5, reference_gpu="cs2-like")
+
+
+def test_finetune_tokens_negative():
+    with pytest.raises(SpdfSimError, match=r"fine-tuning tokens -1 is out of range: give a whole number of tokens >= 0"):
+        spdf_sim.project("gpt2-small", 0.5, finetune_tokens=-1)
+
+
+def test_cli_html_unwritable(capsys, tmp_path):
+    target = tmp_path / "missing" / "x.html"
+    assert main(["project", "gpt2-small", "--html", str(target)]) == 2
+    captured = capsys.readouterr()
+    assert f"report {target} could not be written" in captured.err
+    assert "Traceback" not in captured.err
+    assert "gpt2-small" in captured.out

@@ -119,3 +119,8 @@ def test_hf_config_conversion():
     config = transformers.GPT2Config()
     model_config = spdf_sim.projection.resolve_model(config)
     assert count_parameters(model_config)[0] == count_parameters(get_preset("gpt2-small"))[0]
+
+
+def test_chinchilla_training_three_forwards():
+    projection = spdf_sim.project("gpt3-125m", 0.0, hw="ideal", convention="chinchilla")
+    assert projection.dense_train_flops_per_token == pytest.approx(3 * projection.dense_forward_flops_per_token)

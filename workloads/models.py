@@ -111,8 +111,9 @@ def get_preset(name: str) -> ModelConfig:
 
 
 def unknown_name_message(what: str, name: str, known: list[str]) -> str:
-    close = difflib.get_close_matches(str(name), known, n=1, cutoff=0.4)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
+    lowered = {item.lower(): item for item in known}
+    close = difflib.get_close_matches(str(name).lower(), list(lowered), n=1, cutoff=0.4)
+    hint = f"; did you mean {lowered[close[0]]!r}?" if close else "."
     return f"unknown {what} {name!r}{hint} Known: {', '.join(known)}"
 
 

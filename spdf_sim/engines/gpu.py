@@ -61,4 +61,12 @@ def time_step(machine: MachineDescription, work: StepWork) -> StepTiming:
              f"of {machine['memory_bandwidth']:.3g} B/s; sparsity mode {mode}"]
     if mode == "unstructured":
         notes.append(f"{machine.name}: unstructured sparsity gives dense kernels no speedup")
+    elif mode == "2:4":
+        notes.append(f"{machine.name}: 2:4 mode assumes every sparse weight at density <= 0.5 is "
+                     f"2:4-structured, so its forward matmul runs at up to 2x; denser weights "
+                     f"and the backward pass run dense")
+    else:
+        notes.append(f"{machine.name}: sparse-kernel mode runs a sparse weight's non-zero FLOPs at "
+                     f"{machine['sparse_kernel_efficiency']:.0%} of dense efficiency from "
+                     f"{machine['sparse_kernel_min_sparsity']:.0%} sparsity; below it, dense kernels")
     return StepTiming(seconds=float(seconds.sum()), ops=op_table(work, seconds, bound), notes=notes)

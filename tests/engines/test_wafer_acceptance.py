@@ -40,5 +40,5 @@ def test_gpt3_xl_uses_simulator():
     assert timing.details["engine"] == "simulated"
     assert timing.details["micro_batch"] * timing.details["micro_batches"] >= 256
     summary = projection.summary()
-    assert f"micro-batch {timing.details['micro_batch']} sequences" in summary
-    assert "matmul stream" in summary
+    assert f"x {timing.details['micro_batch']} sequences" in summary
+    assert "weight matmuls bound by stream" in summary
