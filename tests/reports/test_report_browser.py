@@ -37,7 +37,7 @@ def rendered(tiny_runs, tmp_path_factory):
     html_path = write_report(report, folder / "report.html")["html"]
     result = subprocess.run(
         [executable, *FLAGS, f"--user-data-dir={folder / 'profile'}", html_path.as_uri()],
-        capture_output=True, text=True, timeout=180)
+        capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     return result.stdout
 
