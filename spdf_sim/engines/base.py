@@ -1,4 +1,4 @@
-"""What every timing engine reads (StepWork) and returns (StepTiming)."""
+"""The input (StepWork) and result (StepTiming) shared by every timing engine."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ class StepWork:
 
 @dataclass
 class StepTiming:
-    """An engine's answer for one step: total seconds, a row per op, and what it assumed."""
+    """An engine's result for one step: total seconds, a row per op, and what it assumed."""
 
     seconds: float
     ops: pd.DataFrame
