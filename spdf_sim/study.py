@@ -430,17 +430,12 @@ def run_study_command(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the study command alone: ``python -m spdf_sim.study CONFIG [--out-dir DIR]``."""
+    """Run ``spdf-sim study`` alone, as ``python -m spdf_sim.study``."""
     import sys
 
-    parser = argparse.ArgumentParser(prog="spdf-sim")
-    add_study_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["study", *(sys.argv[1:] if argv is None else argv)])
-    try:
-        return args.run(args)
-    except SpdfSimError as error:
-        print(f"spdf-sim: error: {error}", file=sys.stderr)
-        return 2
+    from spdf_sim.cli import main as cli_main  # the CLI imports this module
+
+    return cli_main(["study", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from spdf_sim.errors import SpdfSimError
 
 TRACE_FORMAT = "spdf-sim-trace"
 TRACE_VERSION = 1
-"""The format name and the newest version this reader reads (the training engine's writer agrees)."""
+"""The format name and the newest version this reader reads; the training engine writes them too."""
 
 TRACE_FILE = "trace.jsonl"
 MASK_DIR = "masks"

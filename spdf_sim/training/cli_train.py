@@ -6,7 +6,6 @@ import argparse
 import logging
 import sys
 
-from spdf_sim.errors import SpdfSimError
 from spdf_sim.training.config import load_config
 
 
@@ -49,15 +48,10 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the train command alone, for ``python -m spdf_sim.training.cli_train`` and torchrun."""
-    parser = argparse.ArgumentParser(prog="spdf-sim")
-    add_train_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["train", *(sys.argv[1:] if argv is None else argv)])
-    try:
-        return args.run(args)
-    except SpdfSimError as error:
-        print(f"spdf-sim: error: {error}", file=sys.stderr)
-        return 2
+    """Run ``spdf-sim train`` alone, as ``python -m spdf_sim.training.cli_train`` (torchrun uses this)."""
+    from spdf_sim.cli import main as cli_main  # the CLI imports this module
+
+    return cli_main(["train", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

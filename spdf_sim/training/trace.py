@@ -12,7 +12,6 @@ switch, eval, resume or end.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -22,20 +21,11 @@ import numpy as np
 import torch
 
 from spdf_sim.errors import SpdfSimError
+from spdf_sim.runs.masks import mask_hash
+from spdf_sim.runs.records import MASK_DIR, TRACE_FILE, TRACE_FORMAT, TRACE_VERSION
 
-TRACE_FORMAT = "spdf-sim-trace"
-TRACE_VERSION = 1
-TRACE_FILE = "trace.jsonl"
-MASK_DIR = "masks"
 
 log = logging.getLogger(__name__)
-
-
-def mask_hash(mask: np.ndarray) -> str:
-    """Return a content hash of a bool mask: its shape and packed bits (sha256, first 16 hex digits)."""
-    digest = hashlib.sha256(repr(tuple(mask.shape)).encode())
-    digest.update(np.packbits(mask.reshape(-1)).tobytes())
-    return digest.hexdigest()[:16]
 
 
 class TraceWriter:
