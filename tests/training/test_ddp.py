@@ -1,43 +1,30 @@
-import os
-import socket
+"""Data-parallel training on 2 gloo ranks, launched with torchrun in a fresh process.
+
+torchrun runs in a subprocess with a time limit: forking ranks from the pytest
+process, which already holds torch's thread pools, can deadlock.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
 
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 
-from spdf_sim.training.batches import sources_from_config
-from spdf_sim.training.engine import Trainer, setup_distributed
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def train_rank(rank, run, port, out_dir):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE="2",
-                      RANK=str(rank), LOCAL_RANK=str(rank))
-    torch.set_num_threads(1)
-    distributed = setup_distributed("cpu")
-    config = run.model_config()
-    sources = sources_from_config(run, config.vocab, config.context, rank=rank)
-    trainer = Trainer(run, sources, run_dir=out_dir / f"run{rank}", progress=False,
-                      distributed=distributed)
-    masks = trainer.masks.state_dict()
-    trainer.train()
-    weights = {name: p.detach().clone() for name, p in trainer.model.named_parameters()}
-    torch.save({"masks": masks, "weights": weights}, out_dir / f"rank{rank}.pt")
-    dist.destroy_process_group()
+WORKER = Path(__file__).with_name("ddp_worker.py")
+TIME_LIMIT_S = 300  # a hang limit, not a speed target: the run takes about 10 s
 
 
 def test_two_ranks_share_masks(tiny_config, tmp_path):
     run = tiny_config(pretrain={"steps": 4, "grad_accum": 2}, finetune={"steps": 2})
-    # fork, so the workers need not re-import this test module by name.
-    mp.start_processes(train_rank, args=(run, free_port(), tmp_path), nprocs=2,
-                       start_method="fork")
-    ranks = [torch.load(tmp_path / f"rank{rank}.pt") for rank in range(2)]
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(run.to_dict()))
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               "--nproc-per-node", "2", str(WORKER), str(config_path), str(tmp_path)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=TIME_LIMIT_S)
+    assert done.returncode == 0, done.stderr[-4000:]
 
+    ranks = [torch.load(tmp_path / f"rank{rank}.pt") for rank in range(2)]
     assert set(ranks[0]["masks"]) == set(ranks[1]["masks"])
     assert ranks[0]["masks"]
     for name, mask in ranks[0]["masks"].items():
