@@ -171,7 +171,10 @@ class Projection:
             })
         order = {name: i for i, name in enumerate(shapes)}
         rows.sort(key=lambda row: order[row["weight"]])
-        return pd.DataFrame(rows).set_index("weight")
+        frame = pd.DataFrame(rows).set_index("weight")
+        # The embedding and head belong to no block, so their layer is <NA>, not a float NaN.
+        frame["layer"] = frame["layer"].astype("Int64")
+        return frame
 
     # Output ----------------------------------------------------------------
 

@@ -1,6 +1,7 @@
 """Right values of the analytic cost model, each a fact that a wrong formula would break."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -124,3 +125,11 @@ def test_hf_config_conversion():
 def test_chinchilla_training_three_forwards():
     projection = spdf_sim.project("gpt3-125m", 0.0, hw="ideal", convention="chinchilla")
     assert projection.dense_train_flops_per_token == pytest.approx(3 * projection.dense_forward_flops_per_token)
+
+
+def test_layer_table_layer_is_integer():
+    table = spdf_sim.project("gpt2-small", 0.75, hw="ideal").layer_table()
+    assert str(table["layer"].dtype) == "Int64"
+    assert table.loc["blocks.11.mlp.proj.weight", "layer"] == 11
+    assert pd.isna(table.loc["wte.weight", "layer"])
+    assert table["nnz"].sum() < table["params"].sum()
