@@ -53,6 +53,9 @@ class StudyConfig:
         if not root:
             raise SpdfSimError(f"{self.path}: data_root is empty and {DATA_ROOT_VARIABLE} is not "
                                f"set: give the folder that holds e2e/, webnlg/, dart/ and the corpus")
+        if not Path(root).is_dir():
+            raise SpdfSimError(f"{self.path}: data root {root} is not a folder: give the folder "
+                               f"that holds e2e/, webnlg/, dart/ and the corpus")
         return Path(root)
 
 
@@ -94,10 +97,11 @@ def prepare_data(config: StudyConfig):
     from workloads.corpus import read_corpus
 
     folder = config.out_dir / "data"
-    folder.mkdir(parents=True, exist_ok=True)
     documents = _corpus_documents(config, read_corpus)
     if not (folder / "tokenizer.json").exists():
         texts = documents + [text for task in config["tasks"] for text in _task_texts(config, task)]
+        # Made only once every input has been read, so bad input leaves no empty folders.
+        folder.mkdir(parents=True, exist_ok=True)
         # Saved beside and then renamed, so a study killed while saving never finds half a file.
         saved = BpeTokenizer.train(texts, config["tokenizer"]["vocab"]).save(folder / "partial")
         os.replace(saved, folder / "tokenizer.json")

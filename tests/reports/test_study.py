@@ -132,3 +132,23 @@ def test_cli_missing_config(tmp_path, monkeypatch, capsys):
     code = run_cli(monkeypatch, ["study", str(tmp_path / "absent.toml")])
     assert code == 2
     assert "could not be read" in capsys.readouterr().err
+
+
+def test_missing_data_root_leaves_nothing(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "out"
+    code = run_cli(monkeypatch, ["study", str(TINY_CONFIG), "--out-dir", str(out),
+                                 "--data-root", str(tmp_path / "absent")])
+    assert code == 2
+    message = capsys.readouterr().err
+    assert "absent is not a folder" in message
+    assert not out.exists()
+
+
+def test_data_root_without_corpus_leaves_nothing(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "out"
+    (tmp_path / "empty").mkdir()
+    code = run_cli(monkeypatch, ["study", str(TINY_CONFIG), "--out-dir", str(out),
+                                 "--data-root", str(tmp_path / "empty")])
+    assert code == 2
+    assert "could not be read" in capsys.readouterr().err
+    assert not out.exists()
