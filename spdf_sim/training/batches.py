@@ -84,11 +84,17 @@ def load_tokens(path: str, data_format: str) -> np.ndarray:
         if data_format == "text":
             return np.frombuffer(Path(path).read_bytes(), dtype=np.uint8).astype(np.int64)
         tokens = np.load(path)
-    except (OSError, ValueError) as error:
-        raise SpdfSimError(f"data file {path} could not be read as {data_format}: {error}") from None
+    except (OSError, ValueError, EOFError) as error:
+        raise SpdfSimError(f"data file {path} could not be read as {data_format}: "
+                           f"{error or 'the file is empty'}") from None
     if tokens.ndim != 1 or not np.issubdtype(tokens.dtype, np.integer):
         raise SpdfSimError(f"data file {path} contains an array of shape {tokens.shape} and dtype "
                            f"{tokens.dtype}: give a 1D array of integer token ids")
+    if tokens.size == 0:
+        raise SpdfSimError(f"data file {path} contains no tokens: give a non-empty 1D array")
+    if tokens.min() < 0:
+        raise SpdfSimError(f"data file {path} contains token id {int(tokens.min())}: token ids "
+                           f"must be >= 0")
     return tokens.astype(np.int64)
 
 

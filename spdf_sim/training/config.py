@@ -16,6 +16,9 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
+
+import hwmodels
 from spdf_sim.errors import SpdfSimError
 from workloads import ModelConfig, WorkloadError, get_preset
 
@@ -198,6 +201,13 @@ def _check_values(run: RunConfig, where: _Where) -> None:
         fail("data.val_fraction", run.data.val_fraction, "give a fraction in (0, 1)")
     if run.data.format != "synthetic" and not run.data.pretrain:
         fail("data.pretrain", run.data.pretrain, f"give a file path for format {run.data.format!r}")
+    if not re.fullmatch(r"cpu|cuda(:[0-9]+)?", run.device):
+        fail("device", run.device, "give 'cpu', 'cuda' or 'cuda:N'")
+    if run.device.startswith("cuda") and not torch.cuda.is_available():
+        fail("device", run.device, "this torch build sees no CUDA device: give 'cpu'")
+    gpus = [name for name in hwmodels.available() if hwmodels.load(name).kind == "gpu"]
+    if run.gpu not in gpus and not (run.gpu.endswith(".json") and Path(run.gpu).is_file()):
+        fail("gpu", run.gpu, f"give one of {', '.join(gpus)}, or a machine description .json file")
 
 
 def parse_override(override: str) -> tuple[str, object]:

@@ -1,6 +1,9 @@
+import numpy as np
 import pytest
+import torch
 
 from spdf_sim.errors import SpdfSimError
+from spdf_sim.training.batches import load_tokens
 from spdf_sim.training.config import load_config
 
 GOOD = """\
@@ -113,3 +116,34 @@ def test_unknown_preset_raises(tmp_path):
     run = load_config(write(tmp_path, GOOD.replace("gpt2-small", "gpt9")))
     with pytest.raises(SpdfSimError, match="unknown model 'gpt9'"):
         run.model_config()
+
+
+@pytest.mark.parametrize("override, expected", [
+    ("device=tpu", "give 'cpu', 'cuda' or 'cuda:N'"),
+    ("gpu=tpu", "give one of a100-80gb, h100-sxm"),
+    ("gpu=cs2-like", "give one of a100-80gb, h100-sxm"),
+])
+def test_unknown_device_or_gpu(tmp_path, override, expected):
+    with pytest.raises(SpdfSimError, match=f"--set {override}: .* is invalid: {expected}"):
+        load_config(write(tmp_path, GOOD), [override])
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA device")
+def test_cuda_without_device(tmp_path):
+    with pytest.raises(SpdfSimError, match="sees no CUDA device: give 'cpu'"):
+        load_config(write(tmp_path, GOOD), ["device=cuda"])
+
+
+@pytest.mark.parametrize("array, expected", [
+    (None, "could not be read as npy"),
+    (np.array([], dtype=np.int64), "contains no tokens"),
+    (np.array([5, -3, 2]), "contains token id -3: token ids must be >= 0"),
+])
+def test_bad_token_file(tmp_path, array, expected):
+    path = tmp_path / "tokens.npy"
+    if array is None:
+        path.write_bytes(b"")
+    else:
+        np.save(path, array)
+    with pytest.raises(SpdfSimError, match=expected):
+        load_tokens(str(path), "npy")
