@@ -130,6 +130,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except BrokenPipeError:
         return 0
+    except KeyboardInterrupt:
+        print("spdf-sim: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

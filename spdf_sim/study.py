@@ -209,15 +209,13 @@ def is_finished(run_dir: Path) -> bool:
 def train_run(run, sources, run_dir: Path, initial_weights: dict | None = None) -> None:
     """Train one run to its end, resuming it when its directory contains a checkpoint."""
     from spdf_sim.training.checkpoint import CHECKPOINT_FILE
-    from spdf_sim.training.engine import Trainer
+    from spdf_sim.training.engine import STATUS_FILE, Trainer
+    from spdf_sim.training.trace import TRACE_FILE
 
-    resume = (run_dir / CHECKPOINT_FILE).exists()
-    if not resume and run_dir.exists():
-        # A run killed before its first checkpoint left only a partial trace: start it over.
-        for name in ("trace.jsonl", "status.json"):
-            (run_dir / name).unlink(missing_ok=True)
-    trainer = Trainer(run, sources, run_dir=run_dir, resume=resume, progress=False)
-    if initial_weights is not None and not resume:
+    # A run killed before its first checkpoint is started over by the Trainer.
+    started = any((run_dir / name).exists() for name in (CHECKPOINT_FILE, TRACE_FILE, STATUS_FILE))
+    trainer = Trainer(run, sources, run_dir=run_dir, resume=started, progress=False)
+    if initial_weights is not None and not trainer.resumed:
         trainer.model.load_state_dict(initial_weights)
     trainer.train()
 

@@ -16,6 +16,7 @@ import logging
 import math
 import os
 import random
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +34,7 @@ from spdf_sim.training.config import PhaseSection, RunConfig
 from spdf_sim.training.masks import MaskSet, build_plan, canonical_parameters
 from spdf_sim.training.model import GPT
 from spdf_sim.training.speedup import StepSpeedup, plan_from_masks, projected_speedup
-from spdf_sim.training.trace import TraceWriter
+from spdf_sim.training.trace import TRACE_FILE, TraceWriter
 
 ADAM_BETAS = (0.9, 0.95)
 ADAM_EPS = 1e-8
@@ -149,7 +150,11 @@ class Trainer:
         if self.dist.world_size > 1:
             self.wrapped = DistributedDataParallel(self.model)
 
+        if resume and self._stopped_before_first_checkpoint():
+            resume = self._start_over()
         saved = self._load() if resume else None
+        self.resumed = saved is not None
+        self.checkpoint_step: int | None = saved["step"] if saved else None
         writes = self.run_dir is not None and self.dist.is_main
         if writes and not resume:
             check_new_run_dir(self.run_dir)
@@ -169,6 +174,26 @@ class Trainer:
                                seed=self._mask_seed())
         masks.apply_to_weights()
         return masks
+
+    def _stopped_before_first_checkpoint(self) -> bool:
+        """Return whether the run directory holds a trace or status but no checkpoint."""
+        if self.run_dir is None or (self.run_dir / ckpt.CHECKPOINT_FILE).exists():
+            return False
+        return (self.run_dir / TRACE_FILE).exists() or (self.run_dir / STATUS_FILE).exists()
+
+    def _start_over(self) -> bool:
+        """Clear a run stopped before its first checkpoint so it starts again; return False."""
+        status = self.run_dir / STATUS_FILE
+        if status.exists() and '"finished"' in status.read_text():
+            raise SpdfSimError(f"run directory {self.run_dir} contains a finished run but no "
+                               f"{ckpt.CHECKPOINT_FILE}: there is nothing to resume, so set "
+                               f"out_dir to a new directory")
+        if self.dist.is_main:
+            log.warning("%s has no %s because the run stopped before its first checkpoint: "
+                        "starting again from step 0", self.run_dir, ckpt.CHECKPOINT_FILE)
+            for name in (TRACE_FILE, STATUS_FILE):
+                (self.run_dir / name).unlink(missing_ok=True)
+        return False
 
     def _load(self) -> dict:
         if self.run_dir is None:
@@ -212,8 +237,11 @@ class Trainer:
 
     def train(self, stop_at: int | None = None) -> RunResult:
         """Train to the end of the fine-tuning phase, or stop after global step ``stop_at``."""
-        bar = tqdm(total=self.total_steps, initial=self.step, disable=not self.progress,
-                   dynamic_ncols=True)
+        # Redirected to a file, a bar would fill it with carriage returns, so the
+        # progress line is logged at each log interval instead.
+        self.log_progress = self.progress and not sys.stderr.isatty()
+        bar = tqdm(total=self.total_steps, initial=self.step,
+                   disable=not self.progress or self.log_progress, dynamic_ncols=True)
         try:
             for phase, section in self.phases:
                 start = 0 if phase == PRETRAIN else self.run.pretrain.steps
@@ -221,6 +249,14 @@ class Trainer:
                 if self.step >= end or (stop_at is not None and self.step >= stop_at):
                     continue
                 self._run_phase(phase, section, start, end, stop_at, bar)
+        except KeyboardInterrupt:
+            self._write_status("stopped")
+            if self.run_dir is not None and self.dist.is_main:
+                where = (f"the last checkpoint is at step {self.checkpoint_step}"
+                         if self.checkpoint_step is not None else "no checkpoint was written yet")
+                log.warning("interrupted at step %d of %d (%s): run again with --resume to "
+                            "continue", self.step, self.total_steps, where)
+            raise
         except BaseException:
             self._write_status("failed")
             raise
@@ -262,7 +298,10 @@ class Trainer:
             bar.update(1)
             if self.step % self.run.log_interval == 0 or self.step == end:
                 rate = window_tokens / max(time.perf_counter() - window_start, 1e-9)
-                bar.set_postfix_str(progress_line(phase, loss, rate, speedup, self.run.gpu))
+                line = progress_line(phase, loss, rate, speedup, self.run.gpu)
+                bar.set_postfix_str(line)
+                if self.log_progress:
+                    log.info("step %d/%d: %s", self.step, self.total_steps, line)
                 window_start, window_tokens = time.perf_counter(), 0
             if self.step % self.run.checkpoint_interval == 0 or self.step == end:
                 if self.step == end:
@@ -355,6 +394,7 @@ class Trainer:
             "rng": ckpt.rng_states(), "data": positions,
             "config": self.run.to_dict(), "model_config": model_shape(self.config),
         })
+        self.checkpoint_step = self.step
 
     def _finish(self, finished: bool) -> None:
         if self.trace:

@@ -96,3 +96,43 @@ def test_interrupted_run_not_finished(tiny_config, tiny_trainer, tmp_path):
     tiny_trainer(tiny_config(), tmp_path).train(stop_at=5)
     status = (tmp_path / "status.json").read_text()
     assert '"state": "stopped"' in status
+
+
+def test_resume_before_first_checkpoint_restarts(tiny_config, tiny_trainer, tmp_path):
+    run = tiny_config(checkpoint_interval=1000)
+    tiny_trainer(run, tmp_path).train(stop_at=3)
+    assert not (tmp_path / "checkpoint.pt").exists()
+
+    trainer = tiny_trainer(run, tmp_path, resume=True)
+    assert not trainer.resumed
+    trainer.train()
+    steps = [r["step"] for r in read_trace(tmp_path) if r["type"] == "step"]
+    assert steps == list(range(1, 31))
+    assert '"state": "finished"' in (tmp_path / "status.json").read_text()
+
+
+def test_resume_finished_run_without_checkpoint_raises(tiny_config, tiny_trainer, tmp_path):
+    tiny_trainer(tiny_config(), tmp_path).train()
+    (tmp_path / "checkpoint.pt").unlink()
+    trace = (tmp_path / "trace.jsonl").read_bytes()
+    with pytest.raises(SpdfSimError, match="finished run but no checkpoint.pt"):
+        tiny_trainer(tiny_config(), tmp_path, resume=True)
+    assert (tmp_path / "trace.jsonl").read_bytes() == trace
+
+
+def test_interrupt_marks_run_stopped(tiny_config, tiny_trainer, tmp_path, monkeypatch, caplog):
+    trainer = tiny_trainer(tiny_config(), tmp_path)
+    original = trainer.train_step
+    calls = []
+
+    def interrupt_at_seventh(*args):
+        calls.append(1)
+        if len(calls) == 7:
+            raise KeyboardInterrupt
+        return original(*args)
+
+    monkeypatch.setattr(trainer, "train_step", interrupt_at_seventh)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.train()
+    assert '"state": "stopped"' in (tmp_path / "status.json").read_text()
+    assert "interrupted at step 6 of 30 (the last checkpoint is at step 5)" in caplog.text
