@@ -176,7 +176,7 @@ class Trainer:
         return masks
 
     def _stopped_before_first_checkpoint(self) -> bool:
-        """Return whether the run directory holds a trace or status but no checkpoint."""
+        """Return whether the run directory contains a trace or status but no checkpoint."""
         if self.run_dir is None or (self.run_dir / ckpt.CHECKPOINT_FILE).exists():
             return False
         return (self.run_dir / TRACE_FILE).exists() or (self.run_dir / STATUS_FILE).exists()
