@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+import hwmodels
 from spdf_sim.errors import SpdfSimError
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,11 @@ def load_study_config(path, overrides: dict | None = None) -> StudyConfig:
         if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 <= level < 1:
             raise SpdfSimError(f"{path}: sparsity {level!r} is invalid: give fractions of zero "
                                f"weights in [0, 1)")
+    for name in table["hw"]:
+        try:
+            hwmodels.load(name)
+        except hwmodels.MachineError as error:
+            raise SpdfSimError(f"{path}: hw: {error}") from None
     if 0 not in table["sparsities"] and 0.0 not in table["sparsities"]:
         raise SpdfSimError(f"{path}: sparsities must include 0, the dense baseline the table "
                            f"compares against")
@@ -125,7 +131,7 @@ def _corpus_documents(config: StudyConfig, read_corpus) -> list[str]:
     try:
         documents = read_corpus(path)
     except WorkloadError as error:
-        raise SpdfSimError(f"{config.path}: corpus {path} could not be read: {error}") from None
+        raise SpdfSimError(f"{config.path}: {error}") from None
     text = "\n\n".join(documents)[: corpus["max_chars"]]
     # Split the cut text back into documents of about 20k characters, so the
     # tokenizer trains on pieces and encoding can be batched.
@@ -145,7 +151,7 @@ def _examples(config: StudyConfig, task: str, split: str):
     try:
         examples = load_task(task, split, config.data_root)
     except WorkloadError as error:
-        raise SpdfSimError(f"{config.path}: task {task!r} split {split!r}: {error}") from None
+        raise SpdfSimError(f"{config.path}: {error}") from None
     return examples
 
 

@@ -150,5 +150,17 @@ def test_data_root_without_corpus_leaves_nothing(tmp_path, monkeypatch, capsys):
     code = run_cli(monkeypatch, ["study", str(TINY_CONFIG), "--out-dir", str(out),
                                  "--data-root", str(tmp_path / "empty")])
     assert code == 2
-    assert "could not be read" in capsys.readouterr().err
+    message = capsys.readouterr().err
+    assert "corpus file" in message
+    assert "not found" in message
     assert not out.exists()
+
+
+def test_unknown_machine_rejected_before_training(tmp_path):
+    text = TINY_CONFIG.read_text()
+    assert "hw = [" in text
+    lines = [('hw = ["cs2-like", "tpu"]' if line.startswith("hw = [") else line)
+             for line in text.splitlines()]
+    (tmp_path / "study.toml").write_text("\n".join(lines))
+    with pytest.raises(SpdfSimError, match="study.toml: hw: unknown machine 'tpu'"):
+        load_study_config(tmp_path / "study.toml")
