@@ -37,7 +37,7 @@ def _add_project_parser(subparsers) -> None:
                     "fine-tuning, against dense pre-training, on one or more machines.")
     parser.add_argument("model", help="model preset (see 'spdf-sim models'), or a run directory "
                                       "written by 'spdf-sim train' to replay its trace")
-    parser.add_argument("--sparsity", default="0.75",
+    parser.add_argument("--sparsity", default=None,
                         help="fraction of zero weights in [0, 1) for every SPDF-sparse weight; "
                              "or 'erk:S', or 'GLOB=S,GLOB=S' (default 0.75)")
     parser.add_argument("--hw", nargs="+", default=["cs2-like"], metavar="NAME",
@@ -45,9 +45,9 @@ def _add_project_parser(subparsers) -> None:
                              "the reference GPU is always timed as well")
     parser.add_argument("--tokens", type=_tokens, default=None,
                         help="pre-training tokens (default: 20 per parameter, Chinchilla)")
-    parser.add_argument("--finetune-tokens", type=_tokens, default=0,
+    parser.add_argument("--finetune-tokens", type=_tokens, default=None,
                         help="dense fine-tuning tokens (default 0)")
-    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE,
+    parser.add_argument("--batch-size", type=int, default=None,
                         help=f"sequences per step (default {DEFAULT_BATCH_SIZE})")
     parser.add_argument("--convention", default=DEFAULT_CONVENTION, choices=list(CONVENTIONS),
                         help=f"FLOP counting convention (default {DEFAULT_CONVENTION})")
@@ -66,7 +66,8 @@ def _add_project_parser(subparsers) -> None:
 
 def _run_project(args) -> int:
     projection = project(
-        args.model, parse_sparsity(args.sparsity), hw=args.hw, tokens=args.tokens,
+        args.model, None if args.sparsity is None else parse_sparsity(args.sparsity),
+        hw=args.hw, tokens=args.tokens,
         finetune_tokens=args.finetune_tokens, convention=args.convention,
         batch_size=args.batch_size, fidelity=args.fidelity, gpu_sparsity=args.gpu_sparsity,
         reference_gpu=args.reference_gpu)

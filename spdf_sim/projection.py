@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -19,6 +20,7 @@ from workloads import (
     from_torch_module, get_preset, parameters,
 )
 
+DEFAULT_SPARSITY = 0.75
 DEFAULT_BATCH_SIZE = 256
 """Sequences per step in the SPDF recipe (Cerebras Model Zoo: 256 x 2048 tokens)."""
 DEFAULT_REFERENCE_GPU = "a100-80gb"
@@ -257,6 +259,10 @@ def resolve_model(model) -> ModelConfig:
     with as_spdf_error():
         if isinstance(model, ModelConfig):
             return model
+        if isinstance(model, (str, os.PathLike)) and (os.sep in str(model) or os.path.exists(model)):
+            from spdf_sim.runs.run import missing_run_dir
+
+            raise missing_run_dir(Path(model), ", or a preset name (see 'spdf-sim models')")
         if isinstance(model, str):
             return get_preset(model)
         if hasattr(model, "n_embd") or hasattr(getattr(model, "config", None), "n_embd"):
@@ -290,8 +296,8 @@ def step_work(config: ModelConfig, plan: SparsityPlan, tokens_per_step: int,
                     density=density, tokens=tokens_per_step, options=options)
 
 
-def project(model, sparsity=0.75, hw="cs2-like", *, tokens=None, finetune_tokens=0,
-            convention: str | Convention = DEFAULT_CONVENTION, batch_size: int = DEFAULT_BATCH_SIZE,
+def project(model, sparsity=None, hw="cs2-like", *, tokens=None, finetune_tokens=None,
+            convention: str | Convention = DEFAULT_CONVENTION, batch_size: int | None = None,
             context: int | None = None, fidelity: str | None = None,
             gpu_sparsity: str = "unstructured", micro_batch: int | None = None,
             stream_format: str | None = None, recompute: bool = False,
@@ -299,22 +305,34 @@ def project(model, sparsity=0.75, hw="cs2-like", *, tokens=None, finetune_tokens
     """Project sparse pre-training then dense fine-tuning of ``model`` against dense pre-training.
 
     ``model``: a run directory written by ``spdf-sim train`` (its trace is
-    replayed, and ``sparsity``, ``tokens`` and the batch come from the run),
-    a preset name (see ``spdf-sim models``), a ModelConfig, a Hugging
-    Face GPT2Config or model, or a torch module. ``sparsity``: a float in [0, 1)
-    applied to every weight the SPDF filter selects, ``ERK(s)``, a mapping of
-    name globs to sparsity, a SparsityPlan, or a torch module whose zeros are
-    measured. ``tokens`` defaults to 20 per parameter (Chinchilla).
+    replayed: the sparsity, tokens, batch and context come from the run, so
+    passing any of them raises), a preset name (see ``spdf-sim models``), a
+    ModelConfig, a Hugging Face GPT2Config or model, or a torch module.
+    ``sparsity`` (default 0.75): a float in [0, 1) applied to every weight the
+    SPDF filter selects, ``ERK(s)``, a mapping of name globs to sparsity, a
+    SparsityPlan, or a torch module whose zeros are measured. ``tokens``
+    defaults to 20 per parameter (Chinchilla), ``finetune_tokens`` to 0 and
+    ``batch_size`` to DEFAULT_BATCH_SIZE sequences.
     ``reference_gpu`` (timed dense) is what "speedup against a GPU" compares to;
     None leaves it out.
     """
     if isinstance(model, (str, os.PathLike)) and os.path.isdir(model):
         from spdf_sim.runs import project_run  # a run directory: replay its trace
 
+        given = [name for name, value in (("sparsity", sparsity), ("tokens", tokens),
+                                          ("finetune_tokens", finetune_tokens),
+                                          ("batch_size", batch_size), ("context", context))
+                 if value is not None]
+        if given:
+            raise SpdfSimError(f"{', '.join(given)} cannot be given with run directory {model}: "
+                               f"its trace sets the sparsity, tokens, batch and context")
+
         return project_run(model, hw=hw, convention=convention, fidelity=fidelity,
                            gpu_sparsity=gpu_sparsity, micro_batch=micro_batch,
                            stream_format=stream_format, recompute=recompute,
                            reference_gpu=reference_gpu)
+    sparsity = DEFAULT_SPARSITY if sparsity is None else sparsity
+    batch_size = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
     config = resolve_model(model)
     if context is not None:
         config = config.with_context(check_tokens(context, "context"))

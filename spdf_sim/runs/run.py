@@ -127,12 +127,20 @@ class Run:
         return table.sort_index()
 
 
+def missing_run_dir(path: Path, hint: str = "") -> SpdfSimError:
+    """Return the error for a run directory ``path`` that is a file or does not exist."""
+    if path.is_file():
+        return SpdfSimError(f"{path} is a file, not a run directory: give the directory "
+                            f"{path.parent} that contains it")
+    return SpdfSimError(f"run directory {path} not found: give a directory written by "
+                        f"'spdf-sim train'{hint}")
+
+
 def read_run(run_dir: str | Path) -> Run:
     """Read and check the trace of ``run_dir``; see the module docstring for what raises."""
     path = Path(run_dir)
     if not path.is_dir():
-        raise SpdfSimError(f"run directory {path} not found: give a directory written by "
-                           f"'spdf-sim train'")
+        raise missing_run_dir(path)
     trace = path / TRACE_FILE
     numbered = _parse_lines(trace)
     if not numbered:

@@ -110,3 +110,30 @@ def test_project_accepts_run_dir(tiny_runs):
     replay = project_run(tiny_runs["sparse"], hw=MACHINES)
     assert projection.pretrain_flops == replay.pretrain_flops
     assert projection.finetune_flops == replay.finetune_flops
+
+
+def test_cli_run_dir_rejects_sparsity(tiny_runs, monkeypatch, capsys):
+    code = run_cli(monkeypatch, ["project", str(tiny_runs["sparse"]), "--sparsity", "0.5",
+                                 "--tokens", "1e9"])
+    assert code == 2
+    assert "sparsity, tokens cannot be given with run directory" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("given", [{"finetune_tokens": 10**6}, {"batch_size": 4}, {"context": 8}])
+def test_run_dir_rejects_shape_options(tiny_runs, given):
+    with pytest.raises(SpdfSimError, match=f"{next(iter(given))} cannot be given"):
+        project(tiny_runs["sparse"], hw="ideal", **given)
+
+
+def test_missing_run_dir_message(tmp_path):
+    with pytest.raises(SpdfSimError, match="run directory .*absent not found"):
+        project(str(tmp_path / "absent"))
+
+
+def test_trace_file_instead_of_run_dir(tiny_runs, monkeypatch, capsys):
+    trace = tiny_runs["sparse"] / TRACE_FILE
+    for command in (["project", str(trace)], ["report", str(trace)]):
+        assert run_cli(monkeypatch, command) == 2
+        message = capsys.readouterr().err
+        assert "is a file, not a run directory" in message
+        assert f"give the directory {tiny_runs['sparse']} that contains it" in message
