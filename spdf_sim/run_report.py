@@ -18,7 +18,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from spdf_sim.errors import SpdfSimError
-from spdf_sim.report import figures_html, page
+from spdf_sim.report import figures_html, page, write_page
 from spdf_sim.runs.replay import RunProjection, project_run
 
 DEFAULT_MACHINES = ("cs2-like", "a100-80gb")
@@ -198,9 +198,8 @@ def write_report(report: RunReport, html_path) -> dict[str, Path]:
     html_path = Path(html_path)
     paths = {"html": html_path, "csv": html_path.with_suffix(".csv"),
              "json": html_path.with_suffix(".json")}
+    write_page(html_path, report_html(report))
     try:
-        html_path.parent.mkdir(parents=True, exist_ok=True)
-        html_path.write_text(report_html(report), encoding="utf-8")
         report.table().to_csv(paths["csv"])
         paths["json"].write_text(json.dumps(table_records(report), indent=2, allow_nan=False) + "\n",
                                  encoding="utf-8")

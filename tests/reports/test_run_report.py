@@ -16,8 +16,16 @@ from .helpers import run_cli
 @pytest.fixture(scope="module")
 def written(tiny_runs, tmp_path_factory):
     report = build_report([tiny_runs["sparse"], tiny_runs["dense"]])
-    paths = write_report(report, tmp_path_factory.mktemp("report") / "out" / "report.html")
+    paths = write_report(report, tmp_path_factory.mktemp("report") / "report.html")
     return report, paths
+
+
+def test_missing_folder_rejected(tiny_runs, tmp_path, monkeypatch, capsys):
+    html_path = tmp_path / "absent" / "report.html"
+    code = run_cli(monkeypatch, ["report", str(tiny_runs["sparse"]), "--html", str(html_path)])
+    assert code == 2
+    assert "give a path in an existing, writable folder" in capsys.readouterr().err
+    assert not (tmp_path / "absent").exists()
 
 
 def test_table_has_row_per_run(written):
