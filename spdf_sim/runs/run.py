@@ -177,7 +177,8 @@ def _parse_lines(trace: Path) -> list[tuple[int, object]]:
         try:
             parsed.append((number, json.loads(line.decode("utf-8"))))
         except ValueError as error:  # JSONDecodeError and UnicodeDecodeError both are
-            if number == len(lines) and torn_possible:
+            # Only a record after a readable one can be torn: a bad first line is damage.
+            if number == len(lines) and torn_possible and parsed:
                 log.warning("trace %s: dropping a torn last record at line %d (%d bytes), "
                             "left by a run that stopped while writing it", trace, number, len(line))
                 break

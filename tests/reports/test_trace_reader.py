@@ -206,6 +206,13 @@ def test_not_a_trace(tmp_path):
         read_run(tmp_path)
 
 
+def test_binary_trace_is_damaged_not_empty(tmp_path, caplog):
+    (tmp_path / TRACE_FILE).write_bytes(bytes(range(1, 256)) * 4)
+    with pytest.raises(SpdfSimError, match=r"trace.jsonl:1: invalid JSON record"):
+        read_run(tmp_path)
+    assert "torn" not in caplog.text
+
+
 def test_resumed_steps_counted_once(run_copy):
     run_dir = run_copy()
     all_lines = lines(run_dir)
