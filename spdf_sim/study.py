@@ -27,10 +27,10 @@ import pandas as pd
 
 import hwmodels
 from spdf_sim.errors import SpdfSimError
+from workloads.tasks.registry import DATA_ROOT_VARIABLE
 
 log = logging.getLogger(__name__)
 
-DATA_ROOT_VARIABLE = "SPDF_SIM_DATA"
 SECONDS_PER_HOUR = 3600.0
 
 
@@ -155,28 +155,6 @@ def _examples(config: StudyConfig, task: str, split: str):
     return examples
 
 
-MIN_TARGET_TOKENS = 16
-"""Room a prompt must leave in the context for its target; longer prompts are left out."""
-# NOTE: leaving out the longest inputs (about 10% of WebNLG and DART at context
-# 128) makes BLEU here an easier test than the full split.
-
-
-def fitting(examples, tokenizer, context: int, what: str) -> list:
-    """Return the examples whose prompt leaves MIN_TARGET_TOKENS of the context free, logging the rest."""
-    from spdf_sim.training.data import prompt_ids
-
-    kept = [e for e in examples
-            if len(prompt_ids(tokenizer, e.source)) <= context - MIN_TARGET_TOKENS]
-    if len(kept) < len(examples):
-        log.warning("%s: left out %d of %d examples whose prompt leaves fewer than %d of the "
-                    "%d context tokens for the target", what, len(examples) - len(kept),
-                    len(examples), MIN_TARGET_TOKENS, context)
-    if not kept:
-        raise SpdfSimError(f"{what}: no example fits the context of {context} tokens: raise "
-                           f"model.context or tokenizer.vocab")
-    return kept
-
-
 def _save_atomic(path: Path, array: np.ndarray) -> None:
     temporary = path.with_name(path.name + ".tmp")
     with open(temporary, "wb") as file:
@@ -249,7 +227,7 @@ def pretrain(config: StudyConfig, tokens: np.ndarray, sparsity: float) -> Path:
 def finetune(config: StudyConfig, tokenizer, pretrained: Path, sparsity: float, task: str) -> Path:
     """Fine-tune the pre-trained model dense on ``task``; return the run directory."""
     from spdf_sim.training.checkpoint import CHECKPOINT_FILE, load_checkpoint
-    from spdf_sim.training.data import TaskBatches
+    from spdf_sim.training.data import TaskBatches, fitting
     from spdf_sim.training.engine import Sources
 
     run_dir = config.out_dir / f"finetune-s{round(100 * sparsity):02d}-{task}"
@@ -283,6 +261,7 @@ def score(config: StudyConfig, tokenizer, run_dir: Path, task: str) -> dict:
     if path.exists():
         return json.loads(path.read_text())
     from spdf_sim.training.checkpoint import CHECKPOINT_FILE, load_checkpoint
+    from spdf_sim.training.data import fitting
     from spdf_sim.training.evaluate import score_examples
     from spdf_sim.training.model import GPT
 

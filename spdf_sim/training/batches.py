@@ -107,6 +107,10 @@ def sources_from_config(run, vocab: int, context: int, rank: int = 0):
     from spdf_sim.training.engine import Sources  # the engine imports this module
 
     data = run.data
+    if data.format == "corpus":
+        from spdf_sim.training.text_sources import corpus_sources
+
+        return corpus_sources(run, vocab, context, rank)
     streams = {}
     for offset, phase in enumerate(("pretrain", "finetune")):
         if data.format == "synthetic":

@@ -78,9 +78,17 @@ class DataSection:
     """Sources of the token streams.
 
     ``format`` is synthetic (a seeded Markov chain, no files), text (a UTF-8
-    file read as bytes, so vocab must be at least 256) or npy (a 1D array of
-    token ids). ``finetune`` defaults to the ``pretrain`` file; the last
-    ``val_fraction`` of each stream is held out for the validation loss.
+    file read as bytes, so vocab must be at least 256), npy (a 1D array of
+    token ids) or corpus (a text file, a folder of .txt files or a JSONL file,
+    encoded with a BPE tokeniser; an empty ``pretrain`` reads CPython's
+    documentation text). ``finetune`` defaults to the ``pretrain`` file; the
+    last ``val_fraction`` of each stream is held out for the validation loss.
+
+    With format corpus, ``tokenizer`` is a folder with tokenizer.json or
+    GPT-2's vocab.json and merges.txt; empty trains a byte-level BPE of
+    ``model.vocab`` tokens and saves it in out_dir. ``task`` (e2e, webnlg or
+    dart) fine-tunes on the task's ``task_train`` split and validates on
+    ``task_val``, read from ``task_root`` (empty: $SPDF_SIM_DATA).
     """
 
     format: str = "synthetic"
@@ -88,6 +96,11 @@ class DataSection:
     finetune: str = ""
     val_fraction: float = 0.1
     eval_batches: int = 10
+    tokenizer: str = ""
+    task: str = ""
+    task_root: str = ""
+    task_train: str = "train"
+    task_val: str = "dev"
 
 
 @dataclass
@@ -167,7 +180,8 @@ def config_from_dict(table: dict, source: str = "<dict>", text: str = "",
 
 
 MASK_KINDS = ("random", "erk", "magnitude")
-DATA_FORMATS = ("synthetic", "text", "npy")
+DATA_FORMATS = ("synthetic", "text", "npy", "corpus")
+TASKS = ("e2e", "webnlg", "dart")
 
 
 def _check_values(run: RunConfig, where: _Where) -> None:
@@ -199,8 +213,14 @@ def _check_values(run: RunConfig, where: _Where) -> None:
         fail("data.format", run.data.format, f"give one of {', '.join(DATA_FORMATS)}")
     if not 0.0 < run.data.val_fraction < 1.0:
         fail("data.val_fraction", run.data.val_fraction, "give a fraction in (0, 1)")
-    if run.data.format != "synthetic" and not run.data.pretrain:
+    if run.data.format in ("text", "npy") and not run.data.pretrain:
         fail("data.pretrain", run.data.pretrain, f"give a file path for format {run.data.format!r}")
+    if run.data.task and run.data.task not in TASKS:
+        fail("data.task", run.data.task, f"give one of {', '.join(TASKS)}, or \"\" to fine-tune "
+                                         f"on the pre-training text")
+    for key in ("task", "tokenizer"):
+        if getattr(run.data, key) and run.data.format != "corpus":
+            fail(f"data.{key}", getattr(run.data, key), "set data.format = \"corpus\" to use it")
     if not re.fullmatch(r"cpu|cuda(:[0-9]+)?", run.device):
         fail("device", run.device, "give 'cpu', 'cuda' or 'cuda:N'")
     if run.device.startswith("cuda") and not torch.cuda.is_available():

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -147,3 +149,11 @@ def test_bad_token_file(tmp_path, array, expected):
         np.save(path, array)
     with pytest.raises(SpdfSimError, match=expected):
         load_tokens(str(path), "npy")
+
+
+@pytest.mark.parametrize("name", ["tiny.toml", "e2e.toml"])
+def test_shipped_configs_load(name):
+    path = Path(__file__).resolve().parents[2] / "spdf_sim" / "configs" / name
+    run = load_config(path)
+    assert run.pretrain.steps > 0
+    assert run.finetune.steps > 0

@@ -1,0 +1,113 @@
+"""Batch sources of the ``corpus`` data format: real text, a BPE tokeniser and a task.
+
+Pre-training reads a text file, a folder of ``.txt`` files or a JSONL file (or,
+with no path, CPython's documentation text), encodes it with the run's
+tokeniser and draws random windows. Fine-tuning draws the same windows, or,
+when ``data.task`` names E2E, WebNLG or DART, (input, reference) pairs from the
+task's official files.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from spdf_sim.errors import SpdfSimError
+
+log = logging.getLogger(__name__)
+
+
+def corpus_sources(run, vocab: int, context: int, rank: int = 0):
+    """Build the Sources of a run whose ``data.format`` is ``corpus``."""
+    from spdf_sim.training.data import (
+        TaskBatches, TokenStream, encode_documents, fitting, split_tokens,
+    )
+    from spdf_sim.training.engine import Sources  # the engine imports the batches module
+
+    data = run.data
+    documents = read_documents(data.pretrain)
+    examples = {}
+    if data.task:
+        examples = {split: task_examples(data.task, split, data.task_root)
+                    for split in (data.task_train, data.task_val)}
+    tokenizer = run_tokenizer(run, documents, examples.get(data.task_train, []), rank)
+    if tokenizer.vocab_size > vocab:
+        raise SpdfSimError(f"the tokeniser has {tokenizer.vocab_size} tokens, more than the "
+                           f"model's vocab of {vocab}: raise model.vocab to at least "
+                           f"{tokenizer.vocab_size}")
+
+    train, val = split_tokens(encode_documents(documents, tokenizer), data.val_fraction)
+    seed = run.seed + rank
+    streams = {"pretrain": TokenStream(train, run.pretrain.batch_size, context, seed=seed)}
+    held_out = {"pretrain": TokenStream(val, run.pretrain.batch_size, context, seed=seed + 500)}
+    if data.task:
+        batch = run.finetune.batch_size
+        pairs = {split: fitting(examples[split], tokenizer, context, f"{data.task} {split}")
+                 for split in (data.task_train, data.task_val)}
+        streams["finetune"] = TaskBatches(pairs[data.task_train], tokenizer, batch, context,
+                                          seed=seed + 1000)
+        held_out["finetune"] = TaskBatches(pairs[data.task_val], tokenizer, batch, context,
+                                           seed=seed + 1500)
+    else:
+        streams["finetune"] = TokenStream(train, run.finetune.batch_size, context, seed=seed + 1000)
+        held_out["finetune"] = TokenStream(val, run.finetune.batch_size, context, seed=seed + 1500)
+    return Sources(pretrain=streams["pretrain"], finetune=streams["finetune"], val=held_out)
+
+
+def read_documents(path: str) -> list[str]:
+    """Read the pre-training documents at ``path``; an empty path gives the default corpus."""
+    from workloads import WorkloadError
+    from workloads.corpus import default_corpus, read_corpus
+
+    if not path:
+        return default_corpus()
+    try:
+        return read_corpus(path)
+    except WorkloadError as error:
+        raise SpdfSimError(f"data.pretrain: {error}") from None
+
+
+def task_examples(task: str, split: str, root: str) -> list:
+    """Read one split of ``task`` from ``root`` (empty: the SPDF_SIM_DATA folder)."""
+    from workloads import WorkloadError
+    from workloads.tasks.registry import load_task
+
+    try:
+        return load_task(task, split, root or None)
+    except WorkloadError as error:
+        raise SpdfSimError(f"data.task: {error}") from None
+
+
+def run_tokenizer(run, documents: list[str], pairs: list, rank: int):
+    """Return the run's tokeniser: loaded from data.tokenizer or out_dir, else trained and saved.
+
+    A trained byte-level BPE has ``model.vocab`` tokens, learnt from the corpus
+    and the task's training pairs, and is saved as out_dir/tokenizer.json (by
+    rank 0), so a resumed run encodes its data the same way.
+    """
+    from spdf_sim.training.tokenizer import BPE_FILE, BpeTokenizer, load_tokenizer
+
+    folder = Path(run.data.tokenizer) if run.data.tokenizer else None
+    if folder is not None:
+        if (folder / "vocab.json").is_file() and (folder / "merges.txt").is_file():
+            return BpeTokenizer.from_gpt2_files(folder / "vocab.json", folder / "merges.txt")
+        if (folder / BPE_FILE).is_file():
+            return load_tokenizer(folder)
+        raise SpdfSimError(f"data.tokenizer = {str(folder)!r} is invalid: give a folder that "
+                           f"contains {BPE_FILE}, or GPT-2's vocab.json and merges.txt")
+
+    out_dir = Path(run.out_dir)
+    if (out_dir / BPE_FILE).is_file():
+        return load_tokenizer(out_dir)
+    vocab = run.model_config().vocab
+    texts = documents + [text for example in pairs
+                         for text in (example.source, *example.references)]
+    log.info("training a byte-level BPE of %d tokens on %d texts", vocab, len(texts))
+    tokenizer = BpeTokenizer.train(texts, vocab)
+    if rank == 0:
+        # Saved beside and then renamed, so an interrupted save never leaves half a file.
+        saved = tokenizer.save(out_dir / "tokenizer-partial")
+        os.replace(saved, out_dir / BPE_FILE)
+        (out_dir / "tokenizer-partial").rmdir()
+    return tokenizer

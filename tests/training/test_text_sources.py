@@ -1,0 +1,122 @@
+"""Config-driven training on real text: the corpus format, its BPE tokeniser and task fine-tuning."""
+
+import csv
+
+import pytest
+import torch
+
+from spdf_sim.errors import SpdfSimError
+from spdf_sim.training.batches import sources_from_config
+from spdf_sim.training.data import TaskBatches, TokenStream
+from spdf_sim.training.trace import read_trace
+
+BPE_VOCAB = 300  # the 256 bytes, the special tokens and a few merges
+
+MEANING_REPRESENTATIONS = [
+    ("name[The Eagle], eatType[coffee shop], area[riverside]",
+     ["The Eagle is a coffee shop by the river.", "By the riverside is The Eagle coffee shop."]),
+    ("name[Alimentum], food[Italian], priceRange[cheap]",
+     ["Alimentum serves cheap Italian food."]),
+    ("name[The Mill], familyFriendly[yes]", ["The Mill is family friendly."]),
+    ("name[The Wrestlers], eatType[restaurant], food[English], priceRange[high], "
+     "customerRating[average], area[city centre], near[Raja Indian Cuisine]",
+     ["The Wrestlers is an expensive English restaurant in the city centre."]),
+]
+
+
+def write_e2e(root):
+    """Write a small E2E split in the official CSV format (mr,ref; a row per reference)."""
+    folder = root / "e2e"
+    folder.mkdir(parents=True)
+    for name in ("trainset.csv", "devset.csv"):
+        with open(folder / name, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["mr", "ref"])
+            for mr, references in MEANING_REPRESENTATIONS:
+                for reference in references:
+                    writer.writerow([mr, reference])
+    return root
+
+
+def corpus_config(tiny_config, tmp_path, context=16, **data):
+    return tiny_config(model={"vocab": BPE_VOCAB, "context": context}, out_dir=str(tmp_path / "run"),
+                       pretrain={"steps": 4}, finetune={"steps": 3},
+                       data={"format": "corpus", "eval_batches": 1, **data})
+
+
+def test_default_corpus_trains_and_saves_tokenizer(tiny_config, tiny_trainer, tmp_path):
+    run = corpus_config(tiny_config, tmp_path)
+    sources = sources_from_config(run, BPE_VOCAB, 16)
+    assert isinstance(sources.pretrain, TokenStream)
+    assert (tmp_path / "run" / "tokenizer.json").is_file()
+    x, y = sources.pretrain.next_batch()
+    assert x.shape == (4, 16)
+    assert int(x.max()) < BPE_VOCAB
+    assert torch.equal(x[:, 1:], y[:, :-1])
+
+
+def test_saved_tokenizer_reused(tiny_config, tmp_path):
+    run = corpus_config(tiny_config, tmp_path)
+    first = sources_from_config(run, BPE_VOCAB, 16).pretrain.next_batch()[0]
+    saved = (tmp_path / "run" / "tokenizer.json").read_bytes()
+    second = sources_from_config(run, BPE_VOCAB, 16).pretrain.next_batch()[0]
+    assert torch.equal(first, second)
+    assert (tmp_path / "run" / "tokenizer.json").read_bytes() == saved
+
+
+def test_task_finetuning_end_to_end(tiny_config, tiny_trainer, tmp_path):
+    root = write_e2e(tmp_path / "data")
+    run = corpus_config(tiny_config, tmp_path, context=64, task="e2e", task_root=str(root))
+    trainer = tiny_trainer(run, tmp_path / "run")
+    assert isinstance(trainer.sources.finetune, TaskBatches)
+    result = trainer.train()
+    assert result.finished
+    steps = [r for r in read_trace(tmp_path / "run") if r["type"] == "step"]
+    assert [r["phase"] for r in steps] == ["pretrain"] * 4 + ["finetune"] * 3
+    assert "finetune" in result.val_loss
+
+
+def test_long_prompts_left_out(tiny_config, tmp_path, caplog):
+    root = write_e2e(tmp_path / "data")
+    run = corpus_config(tiny_config, tmp_path, context=64, task="e2e", task_root=str(root))
+    sources = sources_from_config(run, BPE_VOCAB, 64)
+    assert "e2e train: left out 1 of 4 examples" in caplog.text
+    assert len(sources.finetune.pairs) == 4  # the 3 kept examples have 4 references
+
+
+@pytest.mark.parametrize("data, expected", [
+    ({"task": "squad"}, "data.task = 'squad' is invalid: give one of e2e, webnlg, dart"),
+    ({"format": "text", "pretrain": "x.txt", "task": "e2e"}, "set data.format = \"corpus\""),
+    ({"format": "synthetic", "tokenizer": "gpt2"}, "set data.format = \"corpus\""),
+])
+def test_bad_corpus_settings(tiny_config, tmp_path, data, expected):
+    with pytest.raises(SpdfSimError, match=expected):
+        corpus_config(tiny_config, tmp_path, **data)
+
+
+def test_missing_task_split_named(tiny_config, tmp_path):
+    run = corpus_config(tiny_config, tmp_path, task="e2e", task_root=str(tmp_path / "empty"))
+    with pytest.raises(SpdfSimError, match="data.task: task 'e2e' split 'train' not found"):
+        sources_from_config(run, BPE_VOCAB, 16)
+
+
+def test_tokenizer_folder_without_files(tiny_config, tmp_path):
+    run = corpus_config(tiny_config, tmp_path, tokenizer=str(tmp_path))
+    with pytest.raises(SpdfSimError, match="contains tokenizer.json, or GPT-2's vocab.json"):
+        sources_from_config(run, BPE_VOCAB, 16)
+
+
+def test_vocab_smaller_than_tokenizer(tiny_config, tmp_path):
+    run = corpus_config(tiny_config, tmp_path)
+    sources_from_config(run, BPE_VOCAB, 16)
+    small = tiny_config(model={"vocab": 280}, out_dir=str(tmp_path / "run"),
+                        data={"format": "corpus"})
+    with pytest.raises(SpdfSimError, match="raise model.vocab to at least 300"):
+        sources_from_config(small, 280, 16)
+
+
+def test_missing_corpus_file(tiny_config, tmp_path):
+    run = corpus_config(tiny_config, tmp_path, pretrain=str(tmp_path / "absent.txt"))
+    with pytest.raises(SpdfSimError, match="data.pretrain: corpus file .*absent.txt not found"):
+        sources_from_config(run, BPE_VOCAB, 16)
+    assert not (tmp_path / "run").exists()
