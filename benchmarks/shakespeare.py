@@ -26,7 +26,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from spdf_sim.training.batches import TokenWindows  # noqa: E402
+from spdf_sim.training.data import TokenStream  # noqa: E402
 from spdf_sim.training.config import config_from_dict  # noqa: E402
 from spdf_sim.training.engine import Sources, Trainer  # noqa: E402
 
@@ -60,7 +60,7 @@ def run_level(sparsity: float, tokens: np.ndarray, vocab: int, args) -> float:
         "seed": args.seed, "log_interval": 50,
     })
     def windows(part, seed):
-        return TokenWindows(part, 12, 64, seed=seed)
+        return TokenStream(part, 12, 64, seed=seed)
 
     sources = Sources(pretrain=windows(tokens[:cut], args.seed),
                       finetune=windows(tokens[:cut], args.seed + 1),

@@ -2,8 +2,9 @@
 
 Any object with ``next_batch() -> (x, y)`` (LongTensors of shape [batch, seq];
 y is -100 where a position adds no loss) and ``state_dict()`` /
-``load_state_dict()`` for its position can feed the engine. This module contains
-the simplest one: random windows from a 1D token array held in memory.
+``load_state_dict()`` for its position can feed the engine. This module builds
+the sources a run config names: synthetic, byte-text and npy streams here, the
+corpus format in text_sources.py. The sources themselves live in data.py.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 import torch
 
 from spdf_sim.errors import SpdfSimError
+from spdf_sim.training.data import TokenStream
 
 
 class BatchSource(Protocol):
@@ -23,42 +25,6 @@ class BatchSource(Protocol):
     def state_dict(self) -> dict: ...
 
     def load_state_dict(self, state: dict) -> None: ...
-
-
-class TokenWindows:
-    """Random windows of ``seq + 1`` tokens from a 1D token array, drawn by a seeded generator.
-
-    The position is the generator's state plus the count of batches drawn, so a
-    restored source yields the same batches an uninterrupted one would.
-    """
-
-    def __init__(self, tokens, batch_size: int, seq: int, seed: int = 0) -> None:
-        tokens = np.asarray(tokens)
-        if tokens.ndim != 1 or len(tokens) < seq + 2:
-            raise SpdfSimError(f"token array of shape {tokens.shape} is too short for windows of "
-                               f"{seq + 1} tokens: give a 1D array of at least {seq + 2} tokens")
-        self.tokens = torch.from_numpy(tokens.astype(np.int64))
-        self.batch_size = batch_size
-        self.seq = seq
-        self.seed = seed
-        self.generator = torch.Generator().manual_seed(seed)
-        self.batches = 0
-
-    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        starts = torch.randint(len(self.tokens) - self.seq - 1, (self.batch_size,),
-                               generator=self.generator)
-        offsets = torch.arange(self.seq + 1)
-        windows = self.tokens[starts[:, None] + offsets]
-        self.batches += 1
-        return windows[:, :-1].contiguous(), windows[:, 1:].contiguous()
-
-    def state_dict(self) -> dict:
-        return {"kind": "token-windows", "seed": self.seed, "batches": self.batches,
-                "generator": self.generator.get_state()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.generator.set_state(state["generator"])
-        self.batches = state["batches"]
 
 
 def synthetic_tokens(vocab: int, length: int, seed: int = 0) -> np.ndarray:
@@ -129,6 +95,6 @@ def sources_from_config(run, vocab: int, context: int, rank: int = 0):
         section = getattr(run, phase)
         cut = int(len(tokens) * (1.0 - data.val_fraction))
         seed = run.seed + 1000 * offset + rank
-        train[phase] = TokenWindows(tokens[:cut], section.batch_size, context, seed=seed)
-        val[phase] = TokenWindows(tokens[cut:], section.batch_size, context, seed=seed + 500)
+        train[phase] = TokenStream(tokens[:cut], section.batch_size, context, seed=seed)
+        val[phase] = TokenStream(tokens[cut:], section.batch_size, context, seed=seed + 500)
     return Sources(pretrain=train["pretrain"], finetune=train["finetune"], val=val)
