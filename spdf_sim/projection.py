@@ -319,13 +319,12 @@ def project(model, sparsity=None, hw="cs2-like", *, tokens=None, finetune_tokens
     if isinstance(model, (str, os.PathLike)) and os.path.isdir(model):
         from spdf_sim.runs import project_run  # a run directory: replay its trace
 
-        conflicting = [name for name, value in (("sparsity", sparsity), ("tokens", tokens),
-                                          ("finetune_tokens", finetune_tokens),
-                                          ("batch_size", batch_size), ("context", context))
-                 if value is not None]
+        options = {"sparsity": sparsity, "tokens": tokens, "finetune_tokens": finetune_tokens,
+                   "batch_size": batch_size, "context": context}
+        conflicting = [name for name, value in options.items() if value is not None]
         if conflicting:
-            raise SpdfSimError(f"{', '.join(conflicting)} cannot be given with run directory {model}: "
-                               f"its trace sets the sparsity, tokens, batch and context")
+            raise SpdfSimError(f"{', '.join(conflicting)} cannot be given with run directory "
+                               f"{model}: its trace sets the sparsity, tokens, batch and context")
 
         return project_run(model, hw=hw, convention=convention, fidelity=fidelity,
                            gpu_sparsity=gpu_sparsity, micro_batch=micro_batch,

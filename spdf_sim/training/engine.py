@@ -179,6 +179,9 @@ class Trainer:
         """Return whether the run directory contains a trace or status but no checkpoint."""
         if self.run_dir is None or (self.run_dir / ckpt.CHECKPOINT_FILE).exists():
             return False
+        if not self.dist.is_main:
+            # Rank 0 may already have cleared the trace and status, so only it decides.
+            return True
         return (self.run_dir / TRACE_FILE).exists() or (self.run_dir / STATUS_FILE).exists()
 
     def _start_over(self) -> bool:
