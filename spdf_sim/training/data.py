@@ -216,7 +216,7 @@ def _check_kind(state: dict, kind: str) -> None:
 MIN_TARGET_TOKENS = 16
 """Room a prompt must leave in the context for its target; longer prompts are left out."""
 # NOTE: leaving out the longest inputs (about 10% of WebNLG and DART at context
-# 128) makes BLEU here an easier test than the full split.
+# 128) makes BLEU on what is left an easier test than on the full split.
 
 
 def fitting(examples, tokenizer, context: int, what: str) -> list:
