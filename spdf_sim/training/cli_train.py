@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 from spdf_sim.training.config import load_config
 
@@ -30,10 +31,13 @@ def run_train(args: argparse.Namespace) -> int:
     """Load the config, build the data sources and train; return the process exit code."""
     # Imported here so that commands without torch work stay fast to start.
     from spdf_sim.training.batches import sources_from_config
-    from spdf_sim.training.engine import Trainer, setup_distributed
+    from spdf_sim.training.engine import Trainer, check_new_run_dir, setup_distributed
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     run = load_config(args.config, args.overrides)
+    if not args.resume:
+        # Checked before the data is read, which can take minutes; the Trainer checks again.
+        check_new_run_dir(Path(run.out_dir))
     distributed = setup_distributed(run.device)
     config = run.model_config()
     sources = sources_from_config(run, config.vocab, config.context, rank=distributed.rank)

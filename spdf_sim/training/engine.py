@@ -255,10 +255,14 @@ class Trainer:
         except KeyboardInterrupt:
             self._write_status("stopped")
             if self.run_dir is not None and self.dist.is_main:
-                where = (f"the last checkpoint is at step {self.checkpoint_step}"
-                         if self.checkpoint_step is not None else "no checkpoint was written yet")
-                log.warning("interrupted at step %d of %d (%s): run again with --resume to "
-                            "continue", self.step, self.total_steps, where)
+                if self.checkpoint_step is not None:
+                    log.warning("interrupted at step %d of %d: run again with --resume to "
+                                "continue from the checkpoint at step %d", self.step,
+                                self.total_steps, self.checkpoint_step)
+                else:
+                    log.warning("interrupted at step %d of %d before the first checkpoint: "
+                                "run again with --resume to start it over", self.step,
+                                self.total_steps)
             raise
         except BaseException:
             self._write_status("failed")

@@ -29,8 +29,11 @@ def corpus_sources(run, vocab: int, context: int, rank: int = 0):
     documents = read_documents(data.pretrain)
     examples = {}
     if data.task:
+        if data.task_train == data.task_val:
+            log.warning("data.task_train and data.task_val are both %r: the validation loss is "
+                        "measured on training pairs", data.task_train)
         examples = {split: task_examples(data.task, split, data.task_root)
-                    for split in (data.task_train, data.task_val)}
+                    for split in dict.fromkeys((data.task_train, data.task_val))}
     tokenizer = run_tokenizer(run, documents, examples.get(data.task_train, []), rank)
     if tokenizer.vocab_size > vocab:
         raise SpdfSimError(f"the tokeniser has {tokenizer.vocab_size} tokens, more than the "
@@ -44,7 +47,7 @@ def corpus_sources(run, vocab: int, context: int, rank: int = 0):
     if data.task:
         batch = run.finetune.batch_size
         pairs = {split: fitting(examples[split], tokenizer, context, f"{data.task} {split}")
-                 for split in (data.task_train, data.task_val)}
+                 for split in examples}
         streams["finetune"] = TaskBatches(pairs[data.task_train], tokenizer, batch, context,
                                           seed=seed + 1000)
         held_out["finetune"] = TaskBatches(pairs[data.task_val], tokenizer, batch, context,
@@ -71,8 +74,14 @@ def read_documents(path: str) -> list[str]:
 def task_examples(task: str, split: str, root: str) -> list:
     """Read one split of ``task`` from ``root`` (empty: the SPDF_SIM_DATA folder)."""
     from workloads import WorkloadError
-    from workloads.tasks.registry import load_task
+    from workloads.tasks.registry import DATA_ROOT_VARIABLE, load_task
 
+    if not root and not os.environ.get(DATA_ROOT_VARIABLE):
+        raise SpdfSimError(f"data.task_root is empty and {DATA_ROOT_VARIABLE} is not set: give "
+                           f"the folder that holds {task}/")
+    if root and not Path(root).is_dir():
+        raise SpdfSimError(f"data.task_root = {root!r} is not a folder: give the folder that "
+                           f"holds {task}/")
     try:
         return load_task(task, split, root or None)
     except WorkloadError as error:

@@ -135,4 +135,5 @@ def test_interrupt_marks_run_stopped(tiny_config, tiny_trainer, tmp_path, monkey
     with pytest.raises(KeyboardInterrupt):
         trainer.train()
     assert '"state": "stopped"' in (tmp_path / "status.json").read_text()
-    assert "interrupted at step 6 of 30 (the last checkpoint is at step 5)" in caplog.text
+    assert ("interrupted at step 6 of 30: run again with --resume to continue from the "
+            "checkpoint at step 5") in caplog.text

@@ -1,6 +1,7 @@
 """Config-driven training on real text: the corpus format, its BPE tokeniser and task fine-tuning."""
 
 import csv
+from pathlib import Path
 
 import pytest
 import torch
@@ -10,6 +11,7 @@ from spdf_sim.training.batches import sources_from_config
 from spdf_sim.training.data import TaskBatches, TokenStream
 from spdf_sim.training.trace import read_trace
 
+E2E_TOML = Path(__file__).resolve().parents[2] / "spdf_sim" / "configs" / "e2e.toml"
 BPE_VOCAB = 300  # the 256 bytes, the special tokens and a few merges
 
 MEANING_REPRESENTATIONS = [
@@ -95,6 +97,7 @@ def test_bad_corpus_settings(tiny_config, tmp_path, data, expected):
 
 
 def test_missing_task_split_named(tiny_config, tmp_path):
+    (tmp_path / "empty").mkdir()
     run = corpus_config(tiny_config, tmp_path, task="e2e", task_root=str(tmp_path / "empty"))
     with pytest.raises(SpdfSimError, match="data.task: task 'e2e' split 'train' not found"):
         sources_from_config(run, BPE_VOCAB, 16)
@@ -120,3 +123,37 @@ def test_missing_corpus_file(tiny_config, tmp_path):
     with pytest.raises(SpdfSimError, match="data.pretrain: corpus file .*absent.txt not found"):
         sources_from_config(run, BPE_VOCAB, 16)
     assert not (tmp_path / "run").exists()
+
+
+def test_task_root_not_a_folder(tiny_config, tmp_path):
+    run = corpus_config(tiny_config, tmp_path, task="e2e", task_root=str(tmp_path / "absent"))
+    with pytest.raises(SpdfSimError, match="data.task_root = '.*absent' is not a folder"):
+        sources_from_config(run, BPE_VOCAB, 16)
+
+
+def test_task_root_unset(tiny_config, tmp_path, monkeypatch):
+    monkeypatch.delenv("SPDF_SIM_DATA", raising=False)
+    run = corpus_config(tiny_config, tmp_path, task="e2e")
+    with pytest.raises(SpdfSimError, match="data.task_root is empty and SPDF_SIM_DATA is not set"):
+        sources_from_config(run, BPE_VOCAB, 16)
+
+
+def test_same_train_and_val_split_warns(tiny_config, tmp_path, caplog):
+    root = write_e2e(tmp_path / "data")
+    run = corpus_config(tiny_config, tmp_path, context=64, task="e2e", task_root=str(root),
+                        task_val="train")
+    sources_from_config(run, BPE_VOCAB, 64)
+    assert "validation loss is measured on training pairs" in caplog.text
+    assert caplog.text.count("e2e train: left out") == 1
+
+
+def test_cli_checks_run_dir_before_reading_data(tmp_path, monkeypatch, capsys):
+    from spdf_sim.cli import main
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "status.json").write_text('{"state": "finished"}\n')
+    code = main(["train", str(E2E_TOML), "--set", f"out_dir={run_dir}",
+                 "--set", f"data.pretrain={tmp_path / 'absent.txt'}"])
+    assert code == 2
+    assert "already contains a run" in capsys.readouterr().err
