@@ -13,6 +13,8 @@ import logging
 import os
 from pathlib import Path
 
+import torch.distributed as dist
+
 from spdf_sim.errors import SpdfSimError
 
 log = logging.getLogger(__name__)
@@ -107,16 +109,27 @@ def run_tokenizer(run, documents: list[str], pairs: list, rank: int):
                            f"contains {BPE_FILE}, or GPT-2's vocab.json and merges.txt")
 
     out_dir = Path(run.out_dir)
-    if (out_dir / BPE_FILE).is_file():
+    saved = [(out_dir / BPE_FILE).is_file()]
+    distributed = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+    if distributed:
+        # Rank 0 decides, so every rank takes the same path through the barrier below.
+        dist.broadcast_object_list(saved, src=0)
+    if saved[0]:
         return load_tokenizer(out_dir)
-    vocab = run.model_config().vocab
-    texts = documents + [text for example in pairs
-                         for text in (example.source, *example.references)]
-    log.info("training a byte-level BPE of %d tokens on %d texts", vocab, len(texts))
-    tokenizer = BpeTokenizer.train(texts, vocab)
+
+    tokenizer = None
+    if rank == 0 or not distributed:
+        vocab = run.model_config().vocab
+        texts = documents + [text for example in pairs
+                             for text in (example.source, *example.references)]
+        log.info("training a byte-level BPE of %d tokens on %d texts", vocab, len(texts))
+        tokenizer = BpeTokenizer.train(texts, vocab)
     if rank == 0:
         # Saved beside and then renamed, so an interrupted save never leaves half a file.
-        saved = tokenizer.save(out_dir / "tokenizer-partial")
-        os.replace(saved, out_dir / BPE_FILE)
+        partial = tokenizer.save(out_dir / "tokenizer-partial")
+        os.replace(partial, out_dir / BPE_FILE)
         (out_dir / "tokenizer-partial").rmdir()
-    return tokenizer
+    if distributed:
+        # The other ranks load rank 0's tokeniser, so every rank encodes the data the same way.
+        dist.barrier()
+    return tokenizer if tokenizer is not None else load_tokenizer(out_dir)

@@ -9,14 +9,19 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 WORKER = Path(__file__).with_name("ddp_worker.py")
 TIME_LIMIT_S = 300  # a hang limit, not a speed target: the run takes under a minute
 
 
-def test_two_ranks_share_masks(tiny_config, tmp_path):
-    run = tiny_config(pretrain={"steps": 4, "grad_accum": 2}, finetune={"steps": 2})
+@pytest.mark.parametrize("data", [{}, {"format": "corpus"}], ids=["synthetic", "corpus"])
+def test_two_ranks_share_masks(tiny_config, tmp_path, data):
+    # With the corpus format, rank 0 trains the BPE tokeniser and the other rank loads it.
+    run = tiny_config(pretrain={"steps": 4, "grad_accum": 2}, finetune={"steps": 2},
+                      model={"vocab": 300 if data else 64}, out_dir=str(tmp_path / "shared"),
+                      data={"eval_batches": 1, **data})
     config_path = tmp_path / "config.json"
     config_path.write_text(json.dumps(run.to_dict()))
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
@@ -34,3 +39,4 @@ def test_two_ranks_share_masks(tiny_config, tmp_path):
     assert (tmp_path / "run0" / "trace.jsonl").exists()
     assert '"state": "finished"' in (tmp_path / "run0" / "status.json").read_text()
     assert not (tmp_path / "run1").exists()
+    assert (tmp_path / "shared" / "tokenizer.json").exists() == bool(data)
