@@ -29,6 +29,10 @@ def corpus_sources(run, vocab: int, context: int, rank: int = 0):
 
     data = run.data
     documents = read_documents(data.pretrain)
+    # Every input is read before the tokeniser is trained and saved, so bad input fails first.
+    downstream = []
+    if data.finetune and not data.task:
+        downstream = read_documents(data.finetune, "finetune")
     examples = {}
     if data.task:
         if data.task_train == data.task_val:
@@ -55,13 +59,16 @@ def corpus_sources(run, vocab: int, context: int, rank: int = 0):
         held_out["finetune"] = TaskBatches(pairs[data.task_val], tokenizer, batch, context,
                                            seed=seed + 1500)
     else:
+        if downstream:
+            # The tokeniser was trained on the pre-training text, as for a downstream corpus.
+            train, val = split_tokens(encode_documents(downstream, tokenizer), data.val_fraction)
         streams["finetune"] = TokenStream(train, run.finetune.batch_size, context, seed=seed + 1000)
         held_out["finetune"] = TokenStream(val, run.finetune.batch_size, context, seed=seed + 1500)
     return Sources(pretrain=streams["pretrain"], finetune=streams["finetune"], val=held_out)
 
 
-def read_documents(path: str) -> list[str]:
-    """Read the pre-training documents at ``path``; an empty path gives the default corpus."""
+def read_documents(path: str, key: str = "pretrain") -> list[str]:
+    """Read the documents at ``path`` (set by data.``key``); an empty path gives the default corpus."""
     from workloads import WorkloadError
     from workloads.corpus import default_corpus, read_corpus
 
@@ -70,7 +77,7 @@ def read_documents(path: str) -> list[str]:
     try:
         return read_corpus(path)
     except WorkloadError as error:
-        raise SpdfSimError(f"data.pretrain: {error}") from None
+        raise SpdfSimError(f"data.{key}: {error}") from None
 
 
 def task_examples(task: str, split: str, root: str) -> list:

@@ -157,3 +157,16 @@ def test_cli_checks_run_dir_before_reading_data(tmp_path, monkeypatch, capsys):
                  "--set", f"data.pretrain={tmp_path / 'absent.txt'}"])
     assert code == 2
     assert "already contains a run" in capsys.readouterr().err
+
+
+def test_finetune_corpus_read_separately(tiny_config, tmp_path):
+    (tmp_path / "downstream.jsonl").write_text(
+        '{"text": "' + "the downstream text repeats itself. " * 40 + '"}\n')
+    run = corpus_config(tiny_config, tmp_path, finetune=str(tmp_path / "downstream.jsonl"))
+    sources = sources_from_config(run, BPE_VOCAB, 16)
+    assert len(sources.finetune.tokens) < len(sources.pretrain.tokens)
+    missing = corpus_config(tiny_config, tmp_path, finetune=str(tmp_path / "absent.txt"))
+    (tmp_path / "run" / "tokenizer.json").unlink()
+    with pytest.raises(SpdfSimError, match="data.finetune: corpus file .*absent.txt not found"):
+        sources_from_config(missing, BPE_VOCAB, 16)
+    assert not (tmp_path / "run" / "tokenizer.json").exists()
