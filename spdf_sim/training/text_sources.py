@@ -68,7 +68,7 @@ def corpus_sources(run, vocab: int, context: int, rank: int = 0):
 
 
 def read_documents(path: str, key: str = "pretrain") -> list[str]:
-    """Read the documents at ``path`` (set by data.``key``); an empty path gives the default corpus."""
+    """Read the documents at ``path`` (data.``key``); an empty path gives the default corpus."""
     from workloads import WorkloadError
     from workloads.corpus import default_corpus, read_corpus
 
