@@ -11,7 +11,9 @@ from spdf_sim.engines import FIDELITIES
 from spdf_sim.engines.gpu import GPU_SPARSITY_MODES
 from spdf_sim.errors import SpdfSimError
 from spdf_sim.flops import CONVENTIONS, DEFAULT_CONVENTION
-from spdf_sim.projection import DEFAULT_BATCH_SIZE, DEFAULT_REFERENCE_GPU, project
+from spdf_sim.projection import (
+    DEFAULT_BATCH_SIZE, DEFAULT_REFERENCE_GPU, DEFAULT_SPARSITY, project,
+)
 from spdf_sim.run_report import add_report_parser
 from spdf_sim.sparsity import parse_sparsity
 from spdf_sim.study import add_study_parser
@@ -39,7 +41,7 @@ def _add_project_parser(subparsers) -> None:
                                       "written by 'spdf-sim train' to replay its trace")
     parser.add_argument("--sparsity", default=None,
                         help="fraction of zero weights in [0, 1) for every SPDF-sparse weight; "
-                             "or 'erk:S', or 'GLOB=S,GLOB=S' (default 0.75)")
+                             f"or 'erk:S', or 'GLOB=S,GLOB=S' (default {DEFAULT_SPARSITY})")
     parser.add_argument("--hw", nargs="+", default=["cs2-like"], metavar="NAME",
                         help="machines to time on (see 'spdf-sim hardware'; default cs2-like); "
                              "the reference GPU is always timed as well")

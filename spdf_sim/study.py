@@ -106,11 +106,8 @@ def prepare_data(config: StudyConfig):
     documents = _corpus_documents(config, read_corpus)
     if not (folder / "tokenizer.json").exists():
         texts = documents + [text for task in config["tasks"] for text in _task_texts(config, task)]
-        # Made only once every input has been read, so bad input leaves no empty folders.
-        folder.mkdir(parents=True, exist_ok=True)
-        # Saved beside and then renamed, so a study killed while saving never finds half a file.
-        saved = BpeTokenizer.train(texts, config["tokenizer"]["vocab"]).save(folder / "partial")
-        os.replace(saved, folder / "tokenizer.json")
+        # Saved only once every input has been read, so bad input leaves no empty folders.
+        BpeTokenizer.train(texts, config["tokenizer"]["vocab"]).save(folder)
     tokenizer = load_tokenizer(folder)
     if tokenizer.vocab_size > config["tokenizer"]["vocab"]:
         raise SpdfSimError(f"tokenizer {folder / 'tokenizer.json'} has {tokenizer.vocab_size} "
@@ -139,9 +136,9 @@ def _corpus_documents(config: StudyConfig, read_corpus) -> list[str]:
 
 
 def _task_texts(config: StudyConfig, task: str) -> list[str]:
-    examples = _examples(config, task, config["tasks"][task]["train"])
-    return [example.source for example in examples] + [
-        reference for example in examples for reference in example.references]
+    from spdf_sim.training.data import example_texts
+
+    return example_texts(_examples(config, task, config["tasks"][task]["train"]))
 
 
 def _examples(config: StudyConfig, task: str, split: str):
@@ -192,13 +189,11 @@ def is_finished(run_dir: Path) -> bool:
 
 def train_run(run, sources, run_dir: Path, initial_weights: dict | None = None) -> None:
     """Train one run to its end, resuming it when its directory contains a checkpoint."""
-    from spdf_sim.training.checkpoint import CHECKPOINT_FILE
-    from spdf_sim.training.engine import STATUS_FILE, Trainer
-    from spdf_sim.training.trace import TRACE_FILE
+    from spdf_sim.training.engine import Trainer, run_files
 
     # A run killed before its first checkpoint is started over by the Trainer.
-    started = any((run_dir / name).exists() for name in (CHECKPOINT_FILE, TRACE_FILE, STATUS_FILE))
-    trainer = Trainer(run, sources, run_dir=run_dir, resume=started, progress=False)
+    trainer = Trainer(run, sources, run_dir=run_dir, resume=bool(run_files(run_dir)),
+                      progress=False)
     if initial_weights is not None and not trainer.resumed:
         trainer.model.load_state_dict(initial_weights)
     trainer.train()

@@ -92,6 +92,11 @@ class TokenStream:
         self.batches = state["batches"]
 
 
+def example_texts(examples: Sequence[Example]) -> list[str]:
+    """Return every input and reference text of ``examples``, for training a tokeniser."""
+    return [text for example in examples for text in (example.source, *example.references)]
+
+
 def prompt_ids(tokenizer, source: str) -> list[int]:
     """Return the token ids a fine-tuned model is prompted with: ``source + SEP``."""
     return tokenizer.encode(source) + [tokenizer.sep_id]
@@ -219,15 +224,15 @@ MIN_TARGET_TOKENS = 16
 # 128) makes BLEU on what is left an easier test than on the full split.
 
 
-def fitting(examples, tokenizer, context: int, what: str) -> list:
+def fitting(examples, tokenizer, context: int, description: str) -> list:
     """Return the examples whose prompt leaves MIN_TARGET_TOKENS of the context free, logging the rest."""
-    kept = [e for e in examples
-            if len(prompt_ids(tokenizer, e.source)) <= context - MIN_TARGET_TOKENS]
-    if len(kept) < len(examples):
+    fit = [e for e in examples
+           if len(prompt_ids(tokenizer, e.source)) <= context - MIN_TARGET_TOKENS]
+    if len(fit) < len(examples):
         logger.warning("%s: left out %d of %d examples whose prompt leaves fewer than %d of the "
-                       "%d context tokens for the target", what, len(examples) - len(kept),
+                       "%d context tokens for the target", description, len(examples) - len(fit),
                        len(examples), MIN_TARGET_TOKENS, context)
-    if not kept:
-        raise SpdfSimError(f"{what}: no example fits the context of {context} tokens: raise "
-                           f"the context, or use a tokeniser with more tokens")
-    return kept
+    if not fit:
+        raise SpdfSimError(f"{description}: no example fits the context of {context} tokens: "
+                           f"raise the context, or use a tokeniser with more tokens")
+    return fit

@@ -151,7 +151,8 @@ class Trainer:
             self.wrapped = DistributedDataParallel(self.model)
 
         if resume and self._stopped_before_first_checkpoint():
-            resume = self._start_over()
+            self._start_over()
+            resume = False
         saved = self._load() if resume else None
         self.resumed = saved is not None
         self.checkpoint_step: int | None = saved["step"] if saved else None
@@ -182,10 +183,10 @@ class Trainer:
         if not self.dist.is_main:
             # Rank 0 may already have cleared the trace and status, so only it decides.
             return True
-        return (self.run_dir / TRACE_FILE).exists() or (self.run_dir / STATUS_FILE).exists()
+        return bool(run_files(self.run_dir))
 
-    def _start_over(self) -> bool:
-        """Clear a run stopped before its first checkpoint so it starts again; return False."""
+    def _start_over(self) -> None:
+        """Clear a run stopped before its first checkpoint, so that it starts again at step 0."""
         status = self.run_dir / STATUS_FILE
         if status.exists() and '"finished"' in status.read_text():
             raise SpdfSimError(f"run directory {self.run_dir} contains a finished run but no "
@@ -196,7 +197,6 @@ class Trainer:
                         "starting again from step 0", self.run_dir, ckpt.CHECKPOINT_FILE)
             for name in (TRACE_FILE, STATUS_FILE):
                 (self.run_dir / name).unlink(missing_ok=True)
-        return False
 
     def _load(self) -> dict:
         if self.run_dir is None:
@@ -422,12 +422,18 @@ class Trainer:
         os.replace(temporary, path)
 
 
+def run_files(run_dir: Path) -> list[str]:
+    """Return the names of the files in ``run_dir`` that a started run writes."""
+    return [name for name in (STATUS_FILE, TRACE_FILE, ckpt.CHECKPOINT_FILE)
+            if (run_dir / name).exists()]
+
+
 def check_new_run_dir(run_dir: Path) -> None:
     """Raise when ``run_dir`` already contains a run, so a new run never mixes with an old one."""
-    for name in (STATUS_FILE, "trace.jsonl", ckpt.CHECKPOINT_FILE):
-        if (run_dir / name).exists():
-            raise SpdfSimError(f"run directory {run_dir} already contains a run ({name}): pass "
-                               f"--resume to continue it, or set out_dir to a new directory")
+    found = run_files(run_dir)
+    if found:
+        raise SpdfSimError(f"run directory {run_dir} already contains a run ({found[0]}): pass "
+                           f"--resume to continue it, or set out_dir to a new directory")
 
 
 def _state(source) -> dict | None:

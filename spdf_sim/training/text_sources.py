@@ -60,7 +60,7 @@ def corpus_sources(run, vocab: int, context: int, rank: int = 0):
                                            seed=seed + 1500)
     else:
         if downstream:
-            # The tokeniser was trained on the pre-training text, as for a downstream corpus.
+            # The pre-training tokeniser encodes the downstream text too, as in any fine-tuning.
             train, val = split_tokens(encode_documents(downstream, tokenizer), data.val_fraction)
         streams["finetune"] = TokenStream(train, run.finetune.batch_size, context, seed=seed + 1000)
         held_out["finetune"] = TokenStream(val, run.finetune.batch_size, context, seed=seed + 1500)
@@ -104,6 +104,7 @@ def run_tokenizer(run, documents: list[str], pairs: list, rank: int):
     and the task's training pairs, and is saved as out_dir/tokenizer.json (by
     rank 0), so a resumed run encodes its data the same way.
     """
+    from spdf_sim.training.data import example_texts
     from spdf_sim.training.tokenizer import BPE_FILE, BpeTokenizer, load_tokenizer
 
     folder = Path(run.data.tokenizer) if run.data.tokenizer else None
@@ -127,15 +128,11 @@ def run_tokenizer(run, documents: list[str], pairs: list, rank: int):
     tokenizer = None
     if rank == 0 or not distributed:
         vocab = run.model_config().vocab
-        texts = documents + [text for example in pairs
-                             for text in (example.source, *example.references)]
+        texts = documents + example_texts(pairs)
         log.info("training a byte-level BPE of %d tokens on %d texts", vocab, len(texts))
         tokenizer = BpeTokenizer.train(texts, vocab)
     if rank == 0:
-        # Saved beside and then renamed, so an interrupted save never leaves half a file.
-        partial = tokenizer.save(out_dir / "tokenizer-partial")
-        os.replace(partial, out_dir / BPE_FILE)
-        (out_dir / "tokenizer-partial").rmdir()
+        tokenizer.save(out_dir)
     if distributed:
         # The other ranks load rank 0's tokeniser, so every rank encodes the data the same way.
         dist.barrier()

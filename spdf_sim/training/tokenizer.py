@@ -17,6 +17,7 @@ Special-token convention, the same for all three kinds:
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -99,10 +100,16 @@ class BpeTokenizer:
         return self.tokenizer.decode(list(ids), skip_special_tokens=skip_special_tokens)
 
     def save(self, run_dir: str | Path) -> Path:
-        """Write ``tokenizer.json`` into ``run_dir`` and return its path."""
+        """Write ``tokenizer.json`` into ``run_dir`` and return its path.
+
+        The file is written beside and then renamed, so a process killed while
+        saving never leaves half a file for a resumed run to load.
+        """
         path = Path(run_dir) / BPE_FILE
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.tokenizer.save(str(path))
+        partial = path.with_name(f"{BPE_FILE}.partial")
+        self.tokenizer.save(str(partial))
+        os.replace(partial, path)
         return path
 
 

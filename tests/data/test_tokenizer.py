@@ -50,6 +50,7 @@ def test_bpe_save_load(bpe, tmp_path):
     assert loaded.encode(ODD_TEXT) == bpe.encode(ODD_TEXT)
     assert (loaded.eos_id, loaded.sep_id, loaded.vocab_size) == (bpe.eos_id, bpe.sep_id,
                                                                  bpe.vocab_size)
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["tokenizer.json"]
 
 
 def test_bpe_vocab_too_small():

@@ -147,7 +147,7 @@ def test_same_train_and_val_split_warns(tiny_config, tmp_path, caplog):
     assert caplog.text.count("e2e train: left out") == 1
 
 
-def test_cli_checks_run_dir_before_reading_data(tmp_path, monkeypatch, capsys):
+def test_cli_checks_run_dir_first(tmp_path, monkeypatch, capsys):
     from spdf_sim.cli import main
 
     run_dir = tmp_path / "run"
